@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/remediator/remediator/internal/config"
+	"github.com/remediator/remediator/internal/incident"
+	"github.com/remediator/remediator/internal/pipeline"
+	"github.com/remediator/remediator/internal/server"
+	"github.com/remediator/remediator/internal/store/open"
+	"github.com/remediator/remediator/internal/version"
+	"github.com/remediator/remediator/internal/worker"
+)
+
+func newServeCmd() *cobra.Command {
+	var configFile string
+	flags := config.Default()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Receive Alertmanager webhooks and run the remediation pipeline",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, configFile, flags, os.Environ())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", os.Getenv("REMEDIATOR_CONFIG"), "YAML configuration file (env REMEDIATOR_CONFIG)")
+	f.StringVar(&flags.Listen, "listen", flags.Listen, "address to listen on")
+	f.StringVar(&flags.Store, "store", flags.Store, "store DSN: sqlite://PATH or postgres://USER@HOST:PORT/DB")
+	f.StringVar(&flags.Policies, "policies", flags.Policies, "directory of policy files")
+	f.StringVar(&flags.Mode, "mode", flags.Mode, "dry-run (record what would be done) or enforce (act)")
+	f.StringVar(&flags.Auth.BearerTokenFile, "webhook-token-file", "", "file holding the bearer token Alertmanager must send")
+	return cmd
+}
+
+// loadConfig layers defaults, the file, REMEDIATOR_* variables and the flags
+// the user actually set, then validates the result.
+func loadConfig(cmd *cobra.Command, file string, flags config.Config, environ []string) (config.Config, error) {
+	cfg := config.Default()
+	if file != "" {
+		if err := config.LoadFile(&cfg, file); err != nil {
+			return cfg, err
+		}
+	}
+	if err := config.ApplyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	set := cmd.Flags().Changed
+	if set("listen") {
+		cfg.Listen = flags.Listen
+	}
+	if set("store") {
+		cfg.Store = flags.Store
+	}
+	if set("policies") {
+		cfg.Policies = flags.Policies
+	}
+	if set("mode") {
+		cfg.Mode = flags.Mode
+	}
+	if set("webhook-token-file") {
+		cfg.Auth.BearerTokenFile = flags.Auth.BearerTokenFile
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.EncoderConfig.TimeKey = "time"
+	zc.EncoderConfig.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	zc.Sampling = nil
+	return zc.Build()
+}
+
+func buildAuth(cfg config.Config, log *zap.Logger) (*server.Authenticator, error) {
+	a := &server.Authenticator{OnSecretError: func(err error) {
+		log.Warn("secret file unreadable; keeping the last good value", zap.Error(err))
+	}}
+	if cfg.Auth.BearerTokenFile != "" {
+		s, err := server.NewSecretFile(cfg.Auth.BearerTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.bearer_token_file: %w", err)
+		}
+		a.Bearer = s
+	}
+	if b := cfg.Auth.BasicAuth; b != nil && b.Username != "" {
+		s, err := server.NewSecretFile(b.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.basic_auth.password_file: %w", err)
+		}
+		a.BasicUser, a.BasicPassword = b.Username, s
+	}
+	return a, nil
+}
+
+func tlsConfig(cfg config.TLSConfig) (*tls.Config, error) {
+	if cfg.CertFile == "" {
+		return nil, nil
+	}
+	// Load once now so a bad pair fails start-up; re-read on each handshake
+	// so certificates rotate without a restart.
+	if _, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	tc := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+			return &c, err
+		},
+	}
+	if cfg.ClientCAFile != "" {
+		pem, err := os.ReadFile(cfg.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.client_ca_file: no PEM certificates in %s", cfg.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+func serve(ctx context.Context, cfg config.Config) error {
+	log, err := newLogger(cfg.Log.Level)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	auth, err := buildAuth(cfg, log)
+	if err != nil {
+		return err
+	}
+	tc, err := tlsConfig(cfg.TLS)
+	if err != nil {
+		return err
+	}
+	st, err := open.Open(ctx, cfg.Store)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing store", zap.Error(err))
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	metrics := server.NewMetrics(reg)
+	hostname, _ := os.Hostname()
+	wk := worker.New(worker.Options{
+		Name:  fmt.Sprintf("%s-%d-%s", hostname, os.Getpid(), incident.NewID()[:8]),
+		Queue: st,
+		Pipeline: pipeline.Seq{
+			pipeline.Load(st),
+			pipeline.Triage(),
+			pipeline.Match(pipeline.NoPolicies{}),
+		},
+		Mode:        cfg.Mode,
+		Concurrency: cfg.Worker.Concurrency,
+		Lease:       cfg.Worker.Lease.Duration,
+		Poll:        cfg.Worker.Poll.Duration,
+		Log:         log.Named("worker"),
+	})
+	srv := server.New(server.Options{
+		Store:        st,
+		Kicker:       wk,
+		Auth:         auth,
+		Log:          log.Named("http"),
+		Metrics:      metrics,
+		Gatherer:     reg,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Mode:         cfg.Mode,
+		Version:      version.Version,
+		Checks:       []server.HealthCheck{{Name: "worker", Check: wk.Check}},
+	})
+	hs := &http.Server{
+		Handler:           srv,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				metrics.ActiveConnections.Inc()
+			case http.StateHijacked, http.StateClosed:
+				metrics.ActiveConnections.Dec()
+			}
+		},
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	if !auth.Enabled() && cfg.TLS.ClientCAFile == "" {
+		log.Warn("no authentication configured: listening on loopback only", zap.String("listen", ln.Addr().String()))
+	}
+	log.Info("remediator serving",
+		zap.String("version", version.Version), zap.String("listen", ln.Addr().String()),
+		zap.String("mode", cfg.Mode), zap.String("store", redactDSN(cfg.Store)),
+		zap.String("policies", cfg.Policies), zap.Bool("tls", tc != nil),
+		zap.String("note", "policy engine not active yet: every incident is recorded as unmatched and left alone"))
+
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		_ = wk.Run(workerCtx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		srv.Drain()
+		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err = hs.Shutdown(shutCtx)
+		cancel()
+	}
+	stopWorker()
+	<-workerDone
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// redactDSN hides a password in a store DSN before it is logged.
+func redactDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,280 @@
+// Package config loads the service configuration: defaults, then a YAML
+// file, then REMEDIATOR_* environment variables, then command-line flags
+// (each later source overrides the earlier ones). Unknown keys in the file
+// are errors that name the key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Modes the service runs in.
+const (
+	ModeDryRun  = "dry-run"
+	ModeEnforce = "enforce"
+)
+
+// Defaults.
+const (
+	DefaultListen       = "127.0.0.1:9095"
+	DefaultStore        = "sqlite://./data/remediator.db"
+	DefaultPolicies     = "./policies"
+	DefaultMaxBodyBytes = 16 << 20
+)
+
+// Config is the whole service configuration. Auth and TLS mirror the names
+// of Alertmanager's http_config so one secret file can serve both sides.
+type Config struct {
+	Listen       string       `yaml:"listen"`
+	Store        string       `yaml:"store"`
+	Policies     string       `yaml:"policies"`
+	Mode         string       `yaml:"mode"`
+	MaxBodyBytes int64        `yaml:"max_body_bytes"`
+	Auth         AuthConfig   `yaml:"auth"`
+	TLS          TLSConfig    `yaml:"tls"`
+	Worker       WorkerConfig `yaml:"worker"`
+	Log          LogConfig    `yaml:"log"`
+}
+
+// AuthConfig says which credentials the webhook and API accept. With both
+// set, either is accepted.
+type AuthConfig struct {
+	BearerTokenFile string           `yaml:"bearer_token_file"`
+	BasicAuth       *BasicAuthConfig `yaml:"basic_auth,omitempty"`
+}
+
+// BasicAuthConfig is HTTP basic auth with the password read from a file.
+type BasicAuthConfig struct {
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// TLSConfig enables HTTPS, and mTLS when ClientCAFile is set.
+type TLSConfig struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// WorkerConfig tunes the asynchronous stage runner.
+type WorkerConfig struct {
+	Concurrency int      `yaml:"concurrency"`
+	Lease       Duration `yaml:"lease"`
+	Poll        Duration `yaml:"poll"`
+}
+
+// LogConfig sets the log level (debug, info, warn, error).
+type LogConfig struct {
+	Level string `yaml:"level"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML accepts a Go duration string such as "30s".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: %q is not a duration like \"30s\"", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:       DefaultListen,
+		Store:        DefaultStore,
+		Policies:     DefaultPolicies,
+		Mode:         ModeDryRun,
+		MaxBodyBytes: DefaultMaxBodyBytes,
+		Worker: WorkerConfig{
+			Concurrency: 4,
+			Lease:       Duration{30 * time.Second},
+			Poll:        Duration{500 * time.Millisecond},
+		},
+		Log: LogConfig{Level: "info"},
+	}
+}
+
+// LoadFile merges the YAML file at path over cfg. Unknown keys are errors.
+func LoadFile(cfg *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %s", path, cleanYAMLError(err))
+	}
+	return nil
+}
+
+// sections names the YAML section each config type is read from, so an
+// unknown key is reported with its full path.
+var sections = map[string]string{
+	"config.Config":          "",
+	"config.AuthConfig":      "auth.",
+	"config.BasicAuthConfig": "auth.basic_auth.",
+	"config.TLSConfig":       "tls.",
+	"config.WorkerConfig":    "worker.",
+	"config.LogConfig":       "log.",
+}
+
+var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
+
+func cleanYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	return unknownFieldRE.ReplaceAllStringFunc(msg, func(m string) string {
+		p := unknownFieldRE.FindStringSubmatch(m)
+		return fmt.Sprintf("line %s: unknown field %q", p[1], sections[p[3]]+p[2])
+	})
+}
+
+// EnvPrefix is the prefix of environment overrides.
+const EnvPrefix = "REMEDIATOR_"
+
+// envSetters maps each supported environment variable (after the prefix) to
+// the field it sets.
+func envSetters(cfg *Config) map[string]func(string) error {
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	return map[string]func(string) error{
+		"LISTEN":             str(&cfg.Listen),
+		"STORE":              str(&cfg.Store),
+		"POLICIES":           str(&cfg.Policies),
+		"MODE":               str(&cfg.Mode),
+		"WEBHOOK_TOKEN_FILE": str(&cfg.Auth.BearerTokenFile),
+		"BASIC_AUTH_USERNAME": func(v string) error {
+			cfg.basic().Username = v
+			return nil
+		},
+		"BASIC_AUTH_PASSWORD_FILE": func(v string) error {
+			cfg.basic().PasswordFile = v
+			return nil
+		},
+		"TLS_CERT_FILE":      str(&cfg.TLS.CertFile),
+		"TLS_KEY_FILE":       str(&cfg.TLS.KeyFile),
+		"TLS_CLIENT_CA_FILE": str(&cfg.TLS.ClientCAFile),
+		"LOG_LEVEL":          str(&cfg.Log.Level),
+		"MAX_BODY_BYTES": func(v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("not a number of bytes: %q", v)
+			}
+			cfg.MaxBodyBytes = n
+			return nil
+		},
+	}
+}
+
+func (c *Config) basic() *BasicAuthConfig {
+	if c.Auth.BasicAuth == nil {
+		c.Auth.BasicAuth = &BasicAuthConfig{}
+	}
+	return c.Auth.BasicAuth
+}
+
+// ApplyEnv applies REMEDIATOR_* variables from environ (os.Environ format).
+// An unknown REMEDIATOR_ variable is an error naming it, like an unknown key.
+func ApplyEnv(cfg *Config, environ []string) error {
+	setters := envSetters(cfg)
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, EnvPrefix) {
+			continue
+		}
+		name := strings.TrimPrefix(k, EnvPrefix)
+		if name == "CONFIG" || strings.HasPrefix(name, "TEST") {
+			continue // read by the CLI itself / by test helpers
+		}
+		set, ok := setters[name]
+		if !ok {
+			return fmt.Errorf("environment: unknown variable %s", k)
+		}
+		if err := set(v); err != nil {
+			return fmt.Errorf("environment %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks the configuration is usable and safe.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Mode != ModeDryRun && c.Mode != ModeEnforce {
+		errs = append(errs, fmt.Errorf("mode: must be %q or %q, got %q", ModeDryRun, ModeEnforce, c.Mode))
+	}
+	if c.Store == "" {
+		errs = append(errs, errors.New("store: a DSN is required (sqlite://PATH or postgres://...)"))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q is not host:port: %v", c.Listen, err))
+	} else if !c.HasAuth() && !IsLoopback(c.Listen) {
+		errs = append(errs, fmt.Errorf("listen: refusing to bind %s without authentication: set auth.bearer_token_file, auth.basic_auth or tls.client_ca_file, or listen on 127.0.0.1", c.Listen))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: must be positive, got %d", c.MaxBodyBytes))
+	}
+	if b := c.Auth.BasicAuth; b != nil && (b.Username == "") != (b.PasswordFile == "") {
+		errs = append(errs, errors.New("auth.basic_auth: username and password_file must be set together"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: cert_file and key_file must be set together"))
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		errs = append(errs, errors.New("tls.client_ca_file: needs tls.cert_file and tls.key_file"))
+	}
+	if c.Worker.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("worker.concurrency: must be at least 1, got %d", c.Worker.Concurrency))
+	}
+	if c.Worker.Lease.Duration < time.Second {
+		errs = append(errs, fmt.Errorf("worker.lease: must be at least 1s, got %s", c.Worker.Lease))
+	}
+	if c.Worker.Poll.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("worker.poll: must be positive, got %s", c.Worker.Poll))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	return errors.Join(errs...)
+}
+
+// HasAuth reports whether any client authentication is configured.
+func (c *Config) HasAuth() bool {
+	return c.Auth.BearerTokenFile != "" ||
+		(c.Auth.BasicAuth != nil && c.Auth.BasicAuth.Username != "") ||
+		c.TLS.ClientCAFile != ""
+}
+
+// IsLoopback reports whether a listen address binds only loopback.
+// An empty host (":9095") binds every interface and is not loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,78 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/remediator/remediator/internal/incident"
+)
+
+// IncidentGetter reads an incident's current state.
+type IncidentGetter interface {
+	Incident(ctx context.Context, id string) (incident.Incident, []incident.Event, error)
+}
+
+// Load reads the incident the job is about, so every later stage sees its
+// state as of now, not as of intake.
+func Load(s IncidentGetter) Stage {
+	return StageFunc(func(ctx context.Context, w *Work) error {
+		inc, _, err := s.Incident(ctx, w.Job.IncidentID)
+		if err != nil {
+			return fmt.Errorf("load incident %s: %w", w.Job.IncidentID, err)
+		}
+		w.Incident = inc
+		return nil
+	})
+}
+
+// Triage decides whether the job still calls for remediation. A firing job
+// whose episode resolved while it waited ends here, recorded: the service
+// never acts on a resolved alert. A resolved job has nothing pending to
+// cancel until proposals exist (the remediation stages add them), so it ends.
+func Triage() Stage {
+	return StageFunc(func(_ context.Context, w *Work) error {
+		switch w.Job.Kind {
+		case incident.JobFiring:
+			if w.Incident.Status == incident.StatusResolved {
+				w.Record(incident.EventCancelled, "alert resolved before remediation started; nothing will be done", nil)
+				w.Stop()
+			}
+		case incident.JobResolved:
+			w.Stop()
+		default:
+			w.Record(incident.EventCancelled, fmt.Sprintf("unknown job kind %q; nothing will be done", w.Job.Kind), nil)
+			w.Stop()
+		}
+		return nil
+	})
+}
+
+// Matcher finds the policy that governs an incident.
+type Matcher interface {
+	// Match returns the matching policy's name, or ok=false and why not.
+	Match(inc incident.Incident) (policy string, ok bool, why string)
+}
+
+// Match records which policy governs the incident, or that none does, in
+// which case nothing will be done (default deny) and the pipeline ends.
+func Match(m Matcher) Stage {
+	return StageFunc(func(_ context.Context, w *Work) error {
+		name, ok, why := m.Match(w.Incident)
+		if !ok {
+			w.Record(incident.EventUnmatched, why, map[string]string{"alertname": w.Incident.AlertName, "mode": w.Mode})
+			w.Stop()
+			return nil
+		}
+		w.Record("matched", "policy "+name+" matches", map[string]string{"policy": name})
+		return nil
+	})
+}
+
+// NoPolicies is the matcher used while no policy set is loaded: it matches
+// nothing, so every incident is recorded as unmatched and left alone.
+type NoPolicies struct{}
+
+// Match never matches.
+func (NoPolicies) Match(inc incident.Incident) (string, bool, string) {
+	return "", false, fmt.Sprintf("no policy matches alertname=%q: no policies are loaded, so nothing will be done", inc.AlertName)
+}
