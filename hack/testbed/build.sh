@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Builds the real components of the test bed into bin/ (git-ignored):
+#   bin/etcd, bin/kube-apiserver, bin/kube-controller-manager, bin/kube-scheduler, bin/kwok
+#   bin/kwok-stages.yaml   (kwok stage configs: nodes and pods become Ready fast)
+#   bin/kwok-crd-logs.yaml (kwok's Logs CRD: per-pod log files for the pods/log API)
+# Rebuilds only when the pinned versions (hack/testbed/versions.sh), the tools modules'
+# go.sum files or the Go version change; the stamp is bin/.testbed-stamp.
+# Cold on 2 cores: about 20-30 minutes (module downloads + compile). Warm: a no-op.
+#
+# Environment: BIN_DIR (default <repo>/bin), FORCE=1 to rebuild regardless of the stamp.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=versions.sh
+. "$root/hack/testbed/versions.sh"
+bin="${BIN_DIR:-$root/bin}"
+export GOWORK=off
+
+start=$(date +%s)
+log() { printf '[testbed-build %4ds] %s\n' "$(( $(date +%s) - start ))" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+trap 'rc=$?; [ $rc -eq 0 ] || log "FAILED (exit $rc)"' EXIT
+
+command -v go >/dev/null || die "go not found in PATH"
+for m in kube etcd; do
+  [ -f "$root/hack/tools/$m/go.mod" ] && [ -f "$root/hack/tools/$m/go.sum" ] \
+    || die "hack/tools/$m/go.mod or go.sum missing; run hack/testbed/gen-tools-mod.sh"
+done
+grep -Eq "^[[:space:]]*(require[[:space:]]+)?k8s\.io/kubernetes $KUBE_VERSION\b" "$root/hack/tools/kube/go.mod" \
+  || die "hack/tools/kube/go.mod does not require k8s.io/kubernetes $KUBE_VERSION; run hack/testbed/gen-tools-mod.sh"
+grep -Eq "^[[:space:]]*(require[[:space:]]+)?go\.etcd\.io/etcd/server/v3 $ETCD_VERSION\b" "$root/hack/tools/etcd/go.mod" \
+  || die "hack/tools/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION; run hack/testbed/gen-tools-mod.sh"
+mkdir -p "$bin"
+
+# Bump layout when this script starts producing different files.
+layout=2
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwok-stages.yaml kwok-crd-logs.yaml)
+stamp_want="$(
+  echo "layout=$layout kube=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION go=$(go env GOVERSION)"
+  sha256sum "$root/hack/tools/kube/go.sum" "$root/hack/tools/etcd/go.sum" | awk '{print $1}'
+)"
+stamp_file="$bin/.testbed-stamp"
+if [ "${FORCE:-0}" != 1 ] && [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ]; then
+  ok=1
+  for b in "${binaries[@]}"; do [ -s "$bin/$b" ] || ok=0; done
+  if [ $ok = 1 ]; then
+    log "up to date ($KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION) in $bin"
+    exit 0
+  fi
+fi
+rm -f "$stamp_file"
+
+kube_ldflags="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
+kube_ldflags+=" -X k8s.io/component-base/version.gitMajor=$(echo "$KUBE_VERSION" | sed -E 's/^v([0-9]+)\..*/\1/')"
+kube_ldflags+=" -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | sed -E 's/^v[0-9]+\.([0-9]+)\..*/\1/')"
+kube_ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+
+tmp="$(mktemp -d "$bin/.build.XXXXXX")"
+heartbeat=""
+trap 'rc=$?; [ -z "$heartbeat" ] || kill "$heartbeat" 2>/dev/null; rm -rf "$tmp"; [ $rc -eq 0 ] || log "FAILED (exit $rc)"' EXIT
+# A progress line every minute while a long go build is silent.
+( while sleep 60; do log "... still building"; done ) &
+heartbeat=$!
+
+# 1. etcd (about 1-2 min cold)
+log "building etcd $ETCD_VERSION"
+(cd "$root/hack/tools/etcd" && go build -buildvcs=false -o "$tmp/etcd" go.etcd.io/etcd/server/v3) || die "etcd build failed"
+mv -f "$tmp/etcd" "$bin/etcd"
+log "etcd done: $("$bin/etcd" --version | head -1)"
+
+# 2. Kubernetes control plane, one go build so the three share the compile graph
+log "building kube-apiserver, kube-controller-manager, kube-scheduler $KUBE_VERSION (the long step)"
+mkdir -p "$tmp/kube"
+(cd "$root/hack/tools/kube" && go build -buildvcs=false -ldflags "$kube_ldflags" -o "$tmp/kube/" \
+  k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler) || die "kubernetes build failed"
+for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  [ -s "$tmp/kube/$b" ] || die "$b missing after build"
+  mv -f "$tmp/kube/$b" "$bin/$b"
+done
+log "control plane done: $("$bin/kube-apiserver" --version)"
+
+# 3. kwok (its go.mod has no replace directives, so go install works)
+log "building kwok $KWOK_VERSION"
+GOBIN="$tmp" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" || die "kwok build failed"
+mv -f "$tmp/kwok" "$bin/kwok"
+log "kwok done: $("$bin/kwok" --version 2>&1 | head -1)"
+
+# 4. kwok stages, read out of the downloaded module
+kwok_dir="$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+[ -d "$kwok_dir/kustomize/stage" ] || die "kwok module dir not found ($kwok_dir)"
+stages=(
+  "$kwok_dir"/kustomize/stage/node/fast/node-initialize.yaml
+  "$kwok_dir"/kustomize/stage/node/heartbeat/*.yaml
+  "$kwok_dir"/kustomize/stage/pod/fast/pod-*.yaml
+)
+{
+  echo "# Generated by hack/testbed/build.sh from sigs.k8s.io/kwok@$KWOK_VERSION kustomize/stage."
+  first=1
+  for f in "${stages[@]}"; do
+    case "$(basename "$f")" in kustomization.yaml) continue ;; esac
+    [ $first = 1 ] || echo "---"
+    first=0
+    echo "# source: ${f#"$kwok_dir"/}"
+    grep -v '^---[[:space:]]*$' "$f"
+  done
+} > "$tmp/kwok-stages.yaml"
+n="$(grep -c '^kind: Stage' "$tmp/kwok-stages.yaml" || true)"
+[ "$n" -ge 3 ] || die "only $n kwok stages collected"
+mv -f "$tmp/kwok-stages.yaml" "$bin/kwok-stages.yaml"
+log "kwok stages: $n in bin/kwok-stages.yaml"
+crd="$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml"
+[ -f "$crd" ] || die "kwok Logs CRD not found ($crd)"
+cp "$crd" "$tmp/kwok-crd-logs.yaml" && chmod 644 "$tmp/kwok-crd-logs.yaml"
+mv -f "$tmp/kwok-crd-logs.yaml" "$bin/kwok-crd-logs.yaml"
+
+printf '%s\n' "$stamp_want" > "$stamp_file"
+log "all built into $bin"
