@@ -217,7 +217,7 @@ func envLines(st testbed.State) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "export %s=%s\n", testbed.EnvStateFile, shellQuote(filepath.Join(st.Dir, testbed.StateFileName)))
 	fmt.Fprintf(&b, "export KUBECONFIG=%s\n", shellQuote(st.AdminKubeconfig))
-	fmt.Fprintf(&b, "export REMEDIATOR_KUBECONFIG=%s\n", shellQuote(st.RemediatorKubeconfig))
+	fmt.Fprintf(&b, "export REMEDIATOR_TESTBED_KUBECONFIG=%s\n", shellQuote(st.RemediatorKubeconfig))
 	if st.PostgresDSN != "" {
 		fmt.Fprintf(&b, "export REMEDIATOR_TESTBED_POSTGRES_DSN=%s\n", shellQuote(st.PostgresDSN))
 	}

@@ -1,0 +1,62 @@
+# remediator — see README.md. `make demo` and `make test` work on a fresh
+# machine: they install what is missing first.
+SHELL := /bin/bash
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/remediator/remediator/internal/version.Version=$(VERSION)
+FUZZTIME ?= 20s
+
+.PHONY: all build deps testbed-build testbed-up testbed-down test test-short lint fuzz run demo bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/remediator ./cmd/remediator
+
+# Debian packages the tests and demo use (PostgreSQL, Alertmanager, Prometheus).
+deps:
+	@hack/install-deps.sh
+	@$(GO) mod download
+
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok from
+# the Go module proxy into bin/ (cached; rebuilt only when versions change).
+testbed-build:
+	@hack/testbed/build.sh
+
+testbed-up: deps testbed-build
+	$(GO) build -o bin/testbed ./cmd/testbed
+	bin/testbed up --dir .testbed --detach
+
+testbed-down:
+	@if [ -x bin/testbed ]; then bin/testbed down --dir .testbed; fi
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Every test, with the race detector, against the real components, then a
+# short fuzz run of the webhook decoder.
+test: deps testbed-build lint
+	@hack/test.sh
+	$(GO) test ./internal/intake -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+
+# Unit tests only (no real components).
+test-short:
+	$(GO) test -short -race ./...
+
+fuzz:
+	$(GO) test ./internal/intake -run '^$$' -fuzz FuzzDecode -fuzztime 5m
+
+run: build
+	bin/remediator serve --listen 127.0.0.1:9095 --store sqlite://./data/remediator.db --mode dry-run --policies ./policies
+
+# The main job: a real control plane and Alertmanager, remediator in dry-run,
+# a HighErrorRate alert end to end; ends by itself and cleans up.
+demo: deps testbed-build build
+	$(GO) run ./hack/demo
+
+bench:
+	hack/bench-intake.sh 10s
+
+clean:
+	rm -rf bin/remediator bin/testbed data .testbed

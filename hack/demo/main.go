@@ -1,0 +1,276 @@
+// Command demo is `make demo`: it starts the real-component test bed (a
+// Kubernetes control plane with simulated nodes, and the real Alertmanager),
+// deploys the runbook's platform-service, starts remediator in dry-run on
+// SQLite, makes Alertmanager send a HighErrorRate alert for the service, and
+// prints the incident and its timeline from the service's API. Then it
+// resolves the alert, shows the incident closed, and cleans everything up.
+//
+// Run it through `make demo` (which builds bin/remediator and the bed's
+// binaries first), or `go run ./hack/demo` once they are built.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remediator/remediator/internal/testbed"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "demo: FAILED:", err)
+		os.Exit(1)
+	}
+}
+
+func say(format string, args ...any) {
+	fmt.Printf("\n==> "+format+"\n", args...)
+}
+
+func run(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	root, err := testbed.RepoRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(root, "bin", "remediator")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("%s missing: run `make demo` (it builds it)", bin)
+	}
+	work, err := os.MkdirTemp("", "remediator-demo-")
+	if err != nil {
+		return err
+	}
+	keep := false
+	defer func() {
+		if keep {
+			fmt.Println("demo: logs kept in", work)
+			return
+		}
+		_ = os.RemoveAll(work)
+	}()
+
+	say("starting the test bed: etcd, kube-apiserver, controller-manager, scheduler, kwok (simulated node)")
+	start := time.Now()
+	bed, err := testbed.Up(ctx, testbed.Options{Dir: filepath.Join(work, "bed"), KillWithParent: true,
+		Logf: func(f string, a ...any) { fmt.Printf("    "+f+"\n", a...) }})
+	if err != nil {
+		keep = true
+		return err
+	}
+	defer func() {
+		say("cleaning up")
+		if err := bed.Down(); err != nil {
+			fmt.Println("    bed down:", err)
+		}
+	}()
+	fmt.Printf("    control plane ready in %s\n", time.Since(start).Round(100*time.Millisecond))
+
+	ns, err := bed.CreateNamespace(ctx, "demo")
+	if err != nil {
+		return err
+	}
+	say("deploying platform-service (3 replicas + HPA) into namespace %s", ns)
+	if err := testbed.ApplyDemo(ctx, bed.AdminConfig(), ns); err != nil {
+		return err
+	}
+	kc, err := bed.AdminClient()
+	if err != nil {
+		return err
+	}
+	d, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    deployment/%s: %d/%d ready, image %s\n", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas,
+		d.Spec.Template.Spec.Containers[0].Image)
+
+	token := filepath.Join(work, "webhook-token")
+	if err := os.WriteFile(token, []byte(fmt.Sprintf("demo-%d\n", time.Now().UnixNano())), 0o600); err != nil {
+		return err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	base := "http://" + addr
+	say("starting remediator serve on %s (dry-run, SQLite, bearer token)", addr)
+	logFile, err := os.Create(filepath.Join(work, "remediator.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	srv := exec.Command(bin, "serve", "--listen", addr, "--mode", "dry-run",
+		"--store", "sqlite://"+filepath.Join(work, "remediator.db"), "--webhook-token-file", token,
+		"--policies", filepath.Join(root, "policies"))
+	srv.Stdout, srv.Stderr = logFile, logFile
+	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
+	if err := waitReady(ctx, base); err != nil {
+		keep = true
+		return err
+	}
+
+	say("starting the real Alertmanager, routing to remediator with the bearer token")
+	am, err := testbed.StartAlertmanager(ctx, testbed.AlertmanagerOptions{
+		Dir: filepath.Join(work, "alertmanager"), WebhookURL: base + "/webhook/alertmanager", BearerTokenFile: token,
+		GroupWait: time.Second, GroupInterval: 2 * time.Second, RepeatInterval: time.Hour, KillWithParent: true,
+	})
+	if err != nil {
+		keep = true
+		return err
+	}
+	defer func() { _ = am.Stop() }()
+	fmt.Println("    alertmanager at", am.URL)
+
+	alert := testbed.Alert{
+		Labels: map[string]string{"alertname": "HighErrorRate", "severity": "critical", "namespace": ns,
+			"deployment": testbed.DemoDeployment, "service": "platform-service"},
+		Annotations: map[string]string{"summary": "5xx rate above 5% for 5 minutes",
+			"runbook_url": "runbook.md#high-error-rate"},
+		StartsAt: time.Now().UTC().Add(-time.Minute),
+	}
+	say("firing HighErrorRate for %s/%s in Alertmanager (POST /api/v2/alerts)", ns, testbed.DemoDeployment)
+	if err := am.PushAlerts(ctx, alert); err != nil {
+		return err
+	}
+	id, err := waitIncident(ctx, base, token, func(status string, events []string) bool {
+		return status == "firing" && contains(events, "unmatched")
+	})
+	if err != nil {
+		keep = true
+		return err
+	}
+	say("remediator's incidents (remediator incidents)")
+	if err := show(ctx, bin, base, token); err != nil {
+		return err
+	}
+	say("the incident and its timeline (remediator incidents %s)", id)
+	if err := show(ctx, bin, base, token, id); err != nil {
+		return err
+	}
+
+	say("resolving the alert in Alertmanager")
+	if err := am.ResolveAlerts(ctx, alert); err != nil {
+		return err
+	}
+	if _, err := waitIncident(ctx, base, token, func(status string, _ []string) bool { return status == "resolved" }); err != nil {
+		keep = true
+		return err
+	}
+	if err := show(ctx, bin, base, token, id); err != nil {
+		return err
+	}
+	d2, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	say("dry-run: the cluster was not changed (deployment generation %d → %d)", d.Generation, d2.Generation)
+	if d2.Generation != d.Generation {
+		return fmt.Errorf("deployment changed in dry-run")
+	}
+	fmt.Println("\ndemo: OK")
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitReady(ctx context.Context, base string) error {
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remediator not ready: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitIncident polls the API until the HighErrorRate incident satisfies ok.
+func waitIncident(ctx context.Context, base, tokenFile string, ok func(status string, events []string) bool) (string, error) {
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return "", err
+	}
+	get := func(path string, v any) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(v)
+	}
+	for {
+		var list struct {
+			Incidents []struct{ ID, Status string } `json:"incidents"`
+		}
+		if err := get("/api/v1/incidents?alertname=HighErrorRate", &list); err == nil && len(list.Incidents) > 0 {
+			inc := list.Incidents[0]
+			var one struct {
+				Timeline []struct{ Type string } `json:"timeline"`
+			}
+			if err := get("/api/v1/incidents/"+inc.ID, &one); err == nil {
+				var types []string
+				for _, e := range one.Timeline {
+					types = append(types, e.Type)
+				}
+				if ok(inc.Status, types) {
+					return inc.ID, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting for the incident: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func show(ctx context.Context, bin, base, token string, args ...string) error {
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"incidents"}, args...), "--server", base, "--token-file", token)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd.Run()
+}
