@@ -51,7 +51,7 @@ fresh_dsn() { # backend → echoes a DSN of an empty database
 
 echo "== machine: $(nproc) cores, $(go version | cut -d' ' -f3), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "== each line: one phase; notificationsPerSecond, latency percentiles in ms"
-lg bare --listen 127.0.0.1:9296 >/dev/null & pids+=($!)
+"$work/loadgen" bare --listen 127.0.0.1:9296 >/dev/null & pids+=($!)
 sleep 0.5
 echo "-- bare handler (decode + 200), throughput, 64 clients"
 lg throughput --url http://127.0.0.1:9296/ --duration "$dur"
