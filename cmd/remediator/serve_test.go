@@ -240,3 +240,90 @@ func TestVersionCommand(t *testing.T) {
 		t.Errorf("version output %q", b.String())
 	}
 }
+
+// kill -9 of the real process right after it answered 202 (while its worker
+// may be mid-job): after a restart on the same store every incident is
+// processed exactly once — one unmatched event each, none lost, none twice.
+func TestKill9ThenRestartProcessesEachIncidentOnce(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(tokenFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A short lease so jobs leased by the killed process are taken over fast.
+	if err := os.WriteFile(cfg, []byte("worker:\n  lease: 2s\n  poll: 100ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	base := "http://" + addr
+	args := []string{"--config", cfg, "--listen", addr, "--store", "sqlite://" + filepath.Join(dir, "r.db"), "--webhook-token-file", tokenFile}
+
+	const rounds, perRound = 3, 20
+	for round := range rounds {
+		p := startServe(t, bin, args...)
+		waitReady(t, base)
+		for i := range perRound {
+			body := fmt.Sprintf(`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"Crash","round":"%d","i":"%d"},"startsAt":"2026-11-26T01:00:00Z"}]}`, round, i)
+			req, _ := http.NewRequest(http.MethodPost, base+"/webhook/alertmanager", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer tok")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("round %d: status %d", round, resp.StatusCode)
+			}
+		}
+		if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown path runs
+			t.Fatal(err)
+		}
+		_ = p.cmd.Wait()
+	}
+
+	p := startServe(t, bin, args...)
+	waitReady(t, base)
+	client := apiClient{base: base, token: "tok", http: http.DefaultClient}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var list struct{ Incidents []struct{ ID string } }
+		if err := client.get(context.Background(), "/api/v1/incidents?limit=1000", &list); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Incidents) != rounds*perRound {
+			t.Fatalf("%d incidents, want %d", len(list.Incidents), rounds*perRound)
+		}
+		done, twice := 0, 0
+		for _, inc := range list.Incidents {
+			var one struct{ Timeline []struct{ Type string } }
+			if err := client.get(context.Background(), "/api/v1/incidents/"+inc.ID, &one); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range one.Timeline {
+				if e.Type == "unmatched" {
+					n++
+				}
+			}
+			if n == 1 {
+				done++
+			}
+			if n > 1 {
+				twice++
+			}
+		}
+		if twice > 0 {
+			t.Fatalf("%d incidents processed more than once", twice)
+		}
+		if done == rounds*perRound {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d incidents processed after restart\n%s", done, rounds*perRound, p.out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
