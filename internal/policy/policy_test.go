@@ -1,0 +1,511 @@
+package policy
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func shipped(t testing.TB) *Set {
+	t.Helper()
+	set, err := Load("../../policies", DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// loadText loads policies given as file name → YAML.
+func loadText(t *testing.T, files map[string]string) (*Set, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Load(dir, DefaultCatalog())
+}
+
+func policyText(name string, matchers ...string) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: remediator/v1\nkind: Policy\nname: " + name + "\nmatch:\n")
+	for _, m := range matchers {
+		b.WriteString("  - '" + m + "'\n")
+	}
+	b.WriteString("target: {kind: Deployment, nameLabel: deployment}\nremedies:\n  - {name: a, action: escalate}\n")
+	return b.String()
+}
+
+func TestMatchers(t *testing.T) {
+	tests := []struct {
+		matcher string
+		labels  map[string]string
+		want    bool
+	}{
+		{`alertname="HighErrorRate"`, map[string]string{"alertname": "HighErrorRate"}, true},
+		{`alertname="HighErrorRate"`, map[string]string{"alertname": "HighLatency"}, false},
+		{`severity=~"critical|warning"`, map[string]string{"severity": "warning"}, true},
+		{`severity=~"critical|warning"`, map[string]string{"severity": "warning2"}, false}, // anchored
+		{`severity=~"critical|warning"`, map[string]string{}, false},
+		{`namespace!="kube-system"`, map[string]string{"namespace": "prod"}, true},
+		{`namespace!="kube-system"`, map[string]string{"namespace": "kube-system"}, false},
+		{`namespace!="kube-system"`, map[string]string{}, true}, // absent = ""
+		{`namespace!~"kube-.*"`, map[string]string{"namespace": "kube-public"}, false},
+		{`namespace!~"kube-.*"`, map[string]string{"namespace": "prod"}, true},
+		{`team=""`, map[string]string{}, true},
+		{`team=""`, map[string]string{"team": "a"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.matcher, func(t *testing.T) {
+			set, err := loadText(t, map[string]string{"p.yaml": policyText("p", tc.matcher)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.Get("p").Matches(tc.labels); got != tc.want {
+				t.Fatalf("%s on %v = %v, want %v", tc.matcher, tc.labels, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSetMatchMostSpecificWins(t *testing.T) {
+	set, err := loadText(t, map[string]string{
+		"a.yaml": policyText("generic", `alertname="HighErrorRate"`),
+		"b.yaml": policyText("prod", `alertname="HighErrorRate"`, `namespace="prod"`),
+		"c.yaml": policyText("prod-regex", `alertname="HighErrorRate"`, `namespace=~"pro.*"`),
+		"d.yaml": policyText("b-tie", `alertname="HighErrorRate"`, `namespace="prod"`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok, why := set.Match(map[string]string{"alertname": "HighErrorRate", "namespace": "prod"})
+	// Two matchers beat one; two equalities beat one; then by name.
+	if !ok || p.Name != "b-tie" {
+		t.Fatalf("winner = %v, want b-tie (%s)", p, why)
+	}
+	for _, other := range []string{"prod (2 matchers)", "prod-regex (2 matchers)", "generic (1 matchers)"} {
+		if !strings.Contains(why, other) {
+			t.Errorf("why %q does not name %s", why, other)
+		}
+	}
+	p, _, _ = set.Match(map[string]string{"alertname": "HighErrorRate", "namespace": "dev"})
+	if p.Name != "generic" {
+		t.Fatalf("dev: %s", p.Name)
+	}
+	if _, ok, why := set.Match(map[string]string{"alertname": "Other"}); ok || !strings.Contains(why, `alertname="Other"`) {
+		t.Fatalf("unmatched: %v %q", ok, why)
+	}
+}
+
+func TestResolveTarget(t *testing.T) {
+	byName := TargetSpec{Kind: "Deployment", NameLabel: "deployment"}
+	byPod := TargetSpec{Kind: "Deployment", NamespaceLabel: "ns", PodLabel: "pod"}
+	tests := []struct {
+		name    string
+		spec    TargetSpec
+		labels  map[string]string
+		want    Target
+		wantErr string
+	}{
+		{"name", byName, map[string]string{"namespace": "prod", "deployment": "platform-service"}, Target{Kind: "Deployment", Namespace: "prod", Name: "platform-service"}, ""},
+		{"pod", byPod, map[string]string{"ns": "prod", "pod": "platform-service-7d9c-x2x"}, Target{Kind: "Deployment", Namespace: "prod", Pod: "platform-service-7d9c-x2x"}, ""},
+		{"missing namespace", byName, map[string]string{"deployment": "a"}, Target{}, `label "namespace" (the namespace) is missing`},
+		{"empty name", byName, map[string]string{"namespace": "prod", "deployment": ""}, Target{}, `label "deployment" (the deployment name) is empty`},
+		{"blank name", byName, map[string]string{"namespace": "prod", "deployment": "  "}, Target{}, "is empty"},
+		{"star", byName, map[string]string{"namespace": "prod", "deployment": "*"}, Target{}, `is a wildcard or pattern "*"`},
+		{"dot star", byName, map[string]string{"namespace": "prod", "deployment": ".*"}, Target{}, `is a wildcard or pattern ".*"`},
+		{"star namespace", byName, map[string]string{"namespace": "*", "deployment": "a"}, Target{}, "wildcard"},
+		{"alternation", byName, map[string]string{"namespace": "prod", "deployment": "a|b"}, Target{}, "wildcard"},
+		{"not a name", byName, map[string]string{"namespace": "prod", "deployment": "Platform Service"}, Target{}, "not a valid Kubernetes name"},
+		{"missing pod", byPod, map[string]string{"ns": "prod"}, Target{}, `label "pod" (the pod name) is missing`},
+		{"dot", byName, map[string]string{"namespace": "prod", "deployment": "."}, Target{}, "not a valid Kubernetes name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.spec.ResolveTarget(tc.labels)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "target refused: ") {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+var now = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+
+func alertOf(lbls map[string]string) Alert {
+	return Alert{Status: "firing", Labels: lbls, StartsAt: now.Add(-5 * time.Minute)}
+}
+
+func revisions(n int) []Revision {
+	var rs []Revision
+	for i := 1; i <= n; i++ {
+		rs = append(rs, Revision{Revision: int64(i), Image: "platform-service:v1." + string(rune('0'+i)), CreatedAt: now.Add(-time.Duration(n-i+1) * 24 * time.Hour)})
+	}
+	return rs
+}
+
+func TestEvaluateRunbookScenarios(t *testing.T) {
+	set := shipped(t)
+	healthyDeps := Dependencies{AllReachable: true}
+	calm := Resources{Available: true, CPUNearLimitPercent: 10, MemoryNearLimitPercent: 20}
+	tests := []struct {
+		name       string
+		policy     string
+		severity   string
+		evidence   map[string]any
+		wantRemedy string
+		wantAction string
+		wantPrio   Priority
+	}{
+		{
+			name: "recent bad rollout → rollback", policy: "high-error-rate", severity: "critical",
+			evidence: map[string]any{
+				"rolloutHistory":    RolloutHistory{Revisions: revisions(3), CurrentRevision: 3, NewestRolloutAge: 10 * time.Minute},
+				"errorDistribution": &ErrorDistribution{Total: 240, Top: []MessageCount{{Message: "TypeError: x is undefined", Count: 230}}},
+				"resources":         calm,
+				"dependencies":      healthyDeps,
+			},
+			wantRemedy: "rollback-recent-rollout", wantAction: "rollback", wantPrio: P0,
+		},
+		{
+			name: "saturation without recent rollout → scale", policy: "high-error-rate", severity: "warning",
+			evidence: map[string]any{
+				"rolloutHistory":    RolloutHistory{Revisions: revisions(3), CurrentRevision: 3, NewestRolloutAge: 72 * time.Hour},
+				"errorDistribution": ErrorDistribution{Total: 50},
+				"resources":         Resources{Available: true, CPUNearLimitPercent: 80, MemoryNearLimitPercent: 30},
+				"dependencies":      healthyDeps,
+			},
+			wantRemedy: "scale-out", wantAction: "scale", wantPrio: P2,
+		},
+		{
+			name: "dependency down → escalate, no action", policy: "high-error-rate", severity: "critical",
+			evidence: map[string]any{
+				"rolloutHistory":    RolloutHistory{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
+				"errorDistribution": ErrorDistribution{Total: 500},
+				"resources":         Resources{Available: true, CPUNearLimitPercent: 90},
+				"dependencies":      Dependencies{AllReachable: false, Unreachable: []string{"database:5432"}},
+			},
+			wantRemedy: "dependency-down", wantAction: "escalate", wantPrio: P0,
+		},
+		{
+			name: "nothing explains it → escalate", policy: "high-error-rate",
+			evidence: map[string]any{
+				"rolloutHistory":    RolloutHistory{Revisions: revisions(1), NewestRolloutAge: 72 * time.Hour},
+				"errorDistribution": ErrorDistribution{Total: 5},
+				"resources":         calm,
+				"dependencies":      healthyDeps,
+			},
+			wantRemedy: "", wantAction: "escalate", wantPrio: P3,
+		},
+		{
+			name: "latency saturation → scale to 8", policy: "high-latency", severity: "warning",
+			evidence: map[string]any{
+				"p95":            PromResult{Value: 2.5, Available: true},
+				"slowEndpoints":  SlowEndpoints{Top: []EndpointLatency{{Endpoint: "GET /api/orders", P95Ms: 2400, Count: 900}}},
+				"resources":      Resources{Available: true, CPUNearLimitPercent: 75},
+				"rolloutHistory": RolloutHistory{Revisions: revisions(2), NewestRolloutAge: 48 * time.Hour},
+				"dependencies":   healthyDeps,
+			},
+			wantRemedy: "scale-out", wantAction: "scale", wantPrio: P2,
+		},
+		{
+			name: "OOMKilled pods → delete-pod", policy: "high-memory-usage", severity: "critical",
+			evidence: map[string]any{
+				"podStatus":   PodStatus{Ready: 3, Total: 4, Restarts: 7, OOMKilled: 1},
+				"resources":   Resources{Available: true, MemoryNearLimitPercent: 75},
+				"memoryTrend": PromResult{Value: 1e6, Available: true},
+			},
+			wantRemedy: "delete-oom-killed-pods", wantAction: "delete-pod", wantPrio: P0,
+		},
+		{
+			name: "memory near limit, no OOM → restart", policy: "high-memory-usage",
+			evidence: map[string]any{
+				"podStatus": PodStatus{Ready: 4, Total: 4},
+				"resources": Resources{Available: true, MemoryNearLimitPercent: 75},
+			},
+			wantRemedy: "restart-near-limit", wantAction: "restart", wantPrio: P3,
+		},
+		{
+			name: "database down → escalate only, P0", policy: "database-connection-errors", severity: "warning",
+			evidence:   map[string]any{"dependencies": Dependencies{Unreachable: []string{"postgres:5432"}}},
+			wantRemedy: "escalate", wantAction: "escalate", wantPrio: P0,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := set.Get(tc.policy)
+			lbls := map[string]string{"alertname": "X", "namespace": "prod", "deployment": "platform-service"}
+			if tc.severity != "" {
+				lbls["severity"] = tc.severity
+			}
+			d, err := Evaluate(p, alertOf(lbls), tc.evidence, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Remedy != tc.wantRemedy || d.Action != tc.wantAction || d.Priority != tc.wantPrio {
+				t.Fatalf("got remedy=%q action=%q priority=%s, want %q %q %s\n%+v", d.Remedy, d.Action, d.Priority, tc.wantRemedy, tc.wantAction, tc.wantPrio, d)
+			}
+			if len(d.Conditions) != len(p.Remedies) {
+				t.Fatalf("every condition must be reported: %+v", d.Conditions)
+			}
+			if (tc.wantRemedy == "") != d.Escalated {
+				t.Fatalf("escalated = %v", d.Escalated)
+			}
+			if len(d.EvidenceErrors) > 0 {
+				t.Fatalf("evidence errors: %v", d.EvidenceErrors)
+			}
+			for _, r := range append(d.PriorityRules, d.Conditions...) {
+				if r.Error != "" {
+					t.Errorf("%s: complete evidence, yet %s", r.Name, r.Error)
+				}
+			}
+		})
+	}
+}
+
+func TestEvaluateFailedProbeNeverActs(t *testing.T) {
+	p := shipped(t).Get("high-error-rate")
+	// The dependencies probe failed: its evidence is missing.
+	d, err := Evaluate(p, alertOf(nil), map[string]any{
+		"rolloutHistory":    RolloutHistory{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
+		"errorDistribution": ErrorDistribution{Total: 500},
+		"resources":         Resources{Available: true, CPUNearLimitPercent: 90},
+	}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Escalated || d.Action != "escalate" {
+		t.Fatalf("acted on incomplete evidence: %+v", d)
+	}
+	for i, c := range d.Conditions {
+		// CEL's && is commutative: a false term wins over an error.
+		if c.Value || (i < 2 && !strings.Contains(c.Error, "dependencies")) {
+			t.Errorf("condition %s: %+v", c.Name, c)
+		}
+	}
+}
+
+type fieldsEvidence map[string]any
+
+func (f fieldsEvidence) Fields() map[string]any { return f }
+
+func TestEvaluateMapEvidence(t *testing.T) {
+	p := shipped(t).Get("high-error-rate")
+	ev := map[string]any{
+		"rolloutHistory": fieldsEvidence{
+			"revisions": []any{
+				map[string]any{"revision": int64(1), "image": "a:1", "changeCause": "", "createdAt": now.Add(-time.Hour)},
+				map[string]any{"revision": int64(2), "image": "a:2", "changeCause": "bump", "createdAt": now.Add(-5 * time.Minute), "replicaSet": "extra keys are fine"},
+			},
+			"currentRevision":  int64(2),
+			"newestRolloutAge": 5 * time.Minute,
+			"inProgress":       false,
+		},
+		"errorDistribution": map[string]any{"total": int64(9), "top": []any{}},
+		"resources":         map[string]any{"available": false, "cpuNearLimitPercent": int64(0), "memoryNearLimitPercent": int64(0)},
+		"dependencies":      map[string]any{"allReachable": true, "unreachable": []string{}},
+	}
+	d, err := Evaluate(p, alertOf(nil), ev, now)
+	if err != nil || d.Remedy != "rollback-recent-rollout" || len(d.EvidenceErrors) != 0 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	ev["dependencies"] = map[string]any{"allReachable": "yes", "unreachable": nil}
+	ev["resources"] = map[string]any{"available": true}
+	d, _ = Evaluate(p, alertOf(nil), ev, now)
+	if len(d.EvidenceErrors) != 2 || !d.Escalated {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestEvaluateCostLimit(t *testing.T) {
+	set, err := loadText(t, map[string]string{"p.yaml": `apiVersion: remediator/v1
+kind: Policy
+name: p
+match: ['alertname="X"']
+target: {kind: Deployment, nameLabel: deployment}
+diagnosis:
+  - probe: rolloutHistory
+remedies:
+  - name: quadratic
+    when: rolloutHistory.revisions.all(a, rolloutHistory.revisions.all(b, a.revision + b.revision > 0))
+    action: rollback
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := Evaluate(set.Get("p"), alertOf(nil), map[string]any{"rolloutHistory": RolloutHistory{Revisions: revisions(2000)}}, now)
+	if d.Conditions[0].Value || !strings.Contains(d.Conditions[0].Error, "cost") || !d.Escalated {
+		t.Fatalf("%+v", d.Conditions)
+	}
+	d, _ = Evaluate(set.Get("p"), alertOf(nil), map[string]any{"rolloutHistory": RolloutHistory{Revisions: revisions(5)}}, now)
+	if !d.Conditions[0].Value {
+		t.Fatalf("small input: %+v", d.Conditions)
+	}
+}
+
+func TestEvaluateScaleParams(t *testing.T) {
+	p := shipped(t).Get("high-error-rate")
+	d, _ := Evaluate(p, alertOf(nil), map[string]any{
+		"rolloutHistory": RolloutHistory{NewestRolloutAge: 72 * time.Hour},
+		"resources":      Resources{Available: true, MemoryNearLimitPercent: 90},
+		"dependencies":   Dependencies{AllReachable: true},
+	}, now)
+	if d.Remedy != "scale-out" || d.Params["step"] != int64(2) || d.Params["max"] != int64(8) {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestEvaluateRuntimeFailureIsFalseAndRecorded(t *testing.T) {
+	set, err := loadText(t, map[string]string{"p.yaml": `apiVersion: remediator/v1
+kind: Policy
+name: p
+match: ['alertname="X"']
+target: {kind: Deployment, nameLabel: deployment}
+diagnosis:
+  - probe: podStatus
+  - probe: rolloutHistory
+remedies:
+  - name: divide
+    when: podStatus.ready * 100 / podStatus.total < 50
+    action: restart
+  - name: index
+    when: rolloutHistory.revisions[0].revision > 1
+    action: rollback
+  - name: fallback
+    when: podStatus.restarts >= 0
+    action: delete-pod
+priority:
+  rules:
+    - when: rolloutHistory.inProgress
+      priority: P1
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set.Get("p")
+	// total 0 divides by zero; revisions is empty; rolloutHistory is given
+	// as the wrong type and so is ignored, as a failed probe would be.
+	d, err := Evaluate(p, alertOf(nil), map[string]any{"podStatus": PodStatus{}, "rolloutHistory": PodStatus{}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Conditions[0].Value || !strings.Contains(d.Conditions[0].Error, "division by zero") {
+		t.Fatalf("divide: %+v", d.Conditions[0])
+	}
+	if d.Conditions[1].Value || d.Conditions[1].Error == "" {
+		t.Fatalf("missing evidence: %+v", d.Conditions[1])
+	}
+	if d.Remedy != "fallback" || d.Priority != P3 || d.PriorityRules[0].Error == "" || len(d.EvidenceErrors) != 1 {
+		t.Fatalf("%+v", d)
+	}
+	d, _ = Evaluate(p, alertOf(nil), map[string]any{"podStatus": &PodStatus{Total: 4, Ready: 1}, "rolloutHistory": RolloutHistory{}}, now)
+	if !strings.Contains(d.Conditions[1].Error, "index") || d.Remedy != "divide" {
+		t.Fatalf("%+v", d)
+	}
+	if _, err := Evaluate(&Policy{}, Alert{}, nil, now); err == nil {
+		t.Fatal("a policy not from Load must be refused")
+	}
+}
+
+func TestEvaluateAlertAndNow(t *testing.T) {
+	set, err := loadText(t, map[string]string{"p.yaml": `apiVersion: remediator/v1
+kind: Policy
+name: p
+match: ['alertname="X"']
+target: {kind: Deployment, nameLabel: deployment}
+remedies:
+  - name: old
+    when: now - alert.startsAt > duration("1h") && alert.status == "firing" && alert.annotations["runbook"].startsWith("https://")
+    action: escalate
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := Alert{Status: "firing", StartsAt: now.Add(-2 * time.Hour), Annotations: map[string]string{"runbook": "https://wiki/x"}}
+	d, _ := Evaluate(set.Get("p"), a, nil, now)
+	if d.Remedy != "old" {
+		t.Fatalf("%+v", d)
+	}
+	a.StartsAt = now
+	if d, _ = Evaluate(set.Get("p"), a, nil, now); d.Remedy != "" {
+		t.Fatalf("%+v", d)
+	}
+}
+
+func TestErrorsSortedAndFormatted(t *testing.T) {
+	es := Errors{{File: "b.yaml", Pos: Pos{1, 1}, Msg: "x"}, {File: "a.yaml", Pos: Pos{3, 2}, Msg: "y"}, {File: "a.yaml", Pos: Pos{3, 1}, Msg: "z"}}
+	es.sort()
+	if es.Error() != "a.yaml:3:1: z\na.yaml:3:2: y\nb.yaml:1:1: x" {
+		t.Fatal(es.Error())
+	}
+	var target Errors
+	if !errors.As(error(es), &target) {
+		t.Fatal("errors.As")
+	}
+}
+
+// BenchmarkPlanOneAlert is the CPU cost of planning one HighErrorRate
+// alert without probe I/O: match against the shipped set, resolve the
+// target, evaluate every remedy condition and priority rule.
+func BenchmarkPlanOneAlert(b *testing.B) {
+	set := shipped(b)
+	lbls := map[string]string{"alertname": "HighErrorRate", "severity": "critical", "namespace": "prod", "deployment": "platform-service"}
+	alert := Alert{Status: "firing", Labels: lbls, StartsAt: now.Add(-5 * time.Minute)}
+	evidence := map[string]any{
+		"rolloutHistory":    RolloutHistory{Revisions: revisions(10), CurrentRevision: 10, NewestRolloutAge: 72 * time.Hour},
+		"errorDistribution": ErrorDistribution{Total: 240, Top: []MessageCount{{Message: "timeout", Count: 200}}},
+		"resources":         Resources{Available: true, CPUNearLimitPercent: 80},
+		"dependencies":      Dependencies{AllReachable: true},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, ok, _ := set.Match(lbls)
+		if !ok {
+			b.Fatal("no match")
+		}
+		if _, err := p.ResolveTarget(lbls); err != nil {
+			b.Fatal(err)
+		}
+		d, err := Evaluate(p, alert, evidence, now)
+		if err != nil || d.Remedy != "scale-out" {
+			b.Fatalf("%+v %v", d, err)
+		}
+	}
+}
+
+func TestEvaluateConcurrent(t *testing.T) {
+	set := shipped(t)
+	p := set.Get("high-error-rate")
+	ev := map[string]any{
+		"rolloutHistory":    RolloutHistory{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
+		"errorDistribution": ErrorDistribution{Total: 9},
+		"resources":         Resources{},
+		"dependencies":      Dependencies{AllReachable: true},
+	}
+	done := make(chan string)
+	for range 8 {
+		go func() {
+			var r string
+			for range 50 {
+				d, _ := Evaluate(p, alertOf(map[string]string{"severity": "critical"}), ev, now)
+				r = d.Remedy + "/" + string(d.Priority)
+			}
+			done <- r
+		}()
+	}
+	for range 8 {
+		if r := <-done; r != "rollback-recent-rollout/P0" {
+			t.Fatal(r)
+		}
+	}
+}
