@@ -26,7 +26,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newVersionCmd(), newIncidentsCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newIncidentsCmd(), newPlanCmd(), newPolicyCmd())
 	return root
 }
 

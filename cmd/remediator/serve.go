@@ -18,10 +18,16 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/remediator/remediator/internal/config"
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/pipeline"
+	"github.com/remediator/remediator/internal/planner"
+	"github.com/remediator/remediator/internal/policy"
+	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/server"
 	"github.com/remediator/remediator/internal/store/open"
 	"github.com/remediator/remediator/internal/version"
@@ -52,6 +58,8 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&flags.Policies, "policies", flags.Policies, "directory of policy files")
 	f.StringVar(&flags.Mode, "mode", flags.Mode, "dry-run (record what would be done) or enforce (act)")
 	f.StringVar(&flags.Auth.BearerTokenFile, "webhook-token-file", "", "file holding the bearer token Alertmanager must send")
+	f.StringVar(&flags.Kubeconfig, "kubeconfig", "", "kubeconfig of the service's identity (default: in-cluster service account)")
+	f.StringVar(&flags.Prometheus.URL, "prometheus-url", "", "Prometheus base URL for the prometheus probe")
 	return cmd
 }
 
@@ -82,6 +90,12 @@ func loadConfig(cmd *cobra.Command, file string, flags config.Config, environ []
 	}
 	if set("webhook-token-file") {
 		cfg.Auth.BearerTokenFile = flags.Auth.BearerTokenFile
+	}
+	if set("kubeconfig") {
+		cfg.Kubeconfig = flags.Kubeconfig
+	}
+	if set("prometheus-url") {
+		cfg.Prometheus.URL = flags.Prometheus.URL
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
@@ -169,6 +183,20 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	policies, err := loadPolicies(cfg.Policies)
+	if err != nil {
+		return err
+	}
+	kube, kubeErr := kubeClient(cfg.Kubeconfig)
+	if kubeErr != nil {
+		log.Warn("no Kubernetes client: probes that read the cluster are not configured and plans escalate",
+			zap.Error(kubeErr))
+	}
+	planr := &planner.Planner{
+		Policies: func() *policy.Set { return policies },
+		Probes:   probes(kube, cfg.Prometheus.URL),
+		Kube:     kube,
+	}
 	st, err := open.Open(ctx, cfg.Store)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -188,7 +216,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Pipeline: pipeline.Seq{
 			pipeline.Load(st),
 			pipeline.Triage(),
-			pipeline.Match(pipeline.NoPolicies{}),
+			planner.Stage(planr),
 		},
 		Mode:        cfg.Mode,
 		Concurrency: cfg.Worker.Concurrency,
@@ -238,8 +266,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 	log.Info("remediator serving",
 		zap.String("version", version.Version), zap.String("listen", ln.Addr().String()),
 		zap.String("mode", cfg.Mode), zap.String("store", redactDSN(cfg.Store)),
-		zap.String("policies", cfg.Policies), zap.Bool("tls", tc != nil),
-		zap.String("note", "policy engine not active yet: every incident is recorded as unmatched and left alone"))
+		zap.String("policies", cfg.Policies), zap.Int("policyCount", len(policies.Policies())),
+		zap.Bool("kubernetes", kube != nil), zap.String("prometheus", cfg.Prometheus.URL), zap.Bool("tls", tc != nil),
+		zap.String("note", "plans are recorded, not executed: actions and guards are not built yet"))
 
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	workerDone := make(chan struct{})
@@ -274,4 +303,49 @@ func redactDSN(dsn string) string {
 		return dsn
 	}
 	return u.Redacted()
+}
+
+// loadPolicies loads the policy directory; a set that does not load is a
+// start-up error (there is no last good set to fall back on yet).
+func loadPolicies(dir string) (*policy.Set, error) {
+	set, err := policy.Load(dir, policy.DefaultCatalog())
+	if err != nil {
+		return nil, fmt.Errorf("policies in %s:\n%w", dir, err)
+	}
+	return set, nil
+}
+
+// kubeClient builds the client of the service's own identity: from the
+// kubeconfig file when one is given, else the in-cluster service account.
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var rc *rest.Config
+	var err error
+	if kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, err
+	}
+	rc.UserAgent = "remediator/" + version.Version
+	return kubernetes.NewForConfig(rc)
+}
+
+// probes wires the probes to their sources. Without a Kubernetes client only
+// the probes that do not read the cluster are offered; without a Prometheus
+// URL the prometheus probe is not offered. A policy step whose probe is not
+// offered records "not configured" and its conditions are false.
+func probes(kube kubernetes.Interface, prometheusURL string) map[string]probe.Probe {
+	all := probe.New(probe.Config{Kube: kube, PrometheusURL: prometheusURL})
+	out := map[string]probe.Probe{}
+	for name, p := range all {
+		switch {
+		case name == "prometheus" && prometheusURL == "":
+		case kube == nil && name != "prometheus" && name != "dependencies":
+		default:
+			out[name] = p
+		}
+	}
+	return out
 }

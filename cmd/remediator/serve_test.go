@@ -127,7 +127,8 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	base := "http://" + addr
-	args := []string{"--listen", addr, "--store", "sqlite://" + filepath.Join(dir, "db", "r.db"), "--webhook-token-file", tokenFile}
+	args := []string{"--listen", addr, "--store", "sqlite://" + filepath.Join(dir, "db", "r.db"), "--webhook-token-file", tokenFile,
+		"--policies", filepath.Join("..", "..", "policies")}
 	p := startServe(t, bin, args...)
 	waitReady(t, base)
 
@@ -135,12 +136,12 @@ func TestServeEndToEnd(t *testing.T) {
 	if code != 202 || body["new"] != float64(1) {
 		t.Fatalf("post: %d %v\n%s", code, body, p.out)
 	}
-	// The worker records the policy decision asynchronously.
+	// The worker records the policy match, diagnosis and plan asynchronously.
 	var shown string
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(shown, "unmatched") {
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(shown, "planned") {
 		if time.Now().After(deadline) {
-			t.Fatalf("no unmatched event:\n%s\n%s", shown, p.out)
+			t.Fatalf("no planned event:\n%s\n%s", shown, p.out)
 		}
 		time.Sleep(50 * time.Millisecond)
 		list, err := exec.Command(bin, "incidents", "--server", base, "--token-file", tokenFile, "-o", "json").Output()
@@ -157,7 +158,8 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		shown = string(out)
 	}
-	if !strings.Contains(shown, "HighErrorRate") || !strings.Contains(shown, "received") || !strings.Contains(shown, "prod/platform-service") {
+	if !strings.Contains(shown, "HighErrorRate") || !strings.Contains(shown, "received") || !strings.Contains(shown, "prod/platform-service") ||
+		!strings.Contains(shown, "matched") || !strings.Contains(shown, "diagnosed") || !strings.Contains(shown, "escalate") {
 		t.Errorf("incident view:\n%s", shown)
 	}
 	// Access log is JSON with responseTimeMs and the correlation ID.
@@ -215,7 +217,8 @@ func TestServeRefusesUnsafeConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--store", "sqlite://" + filepath.Join(dir, "r.db")}, tt.args...)...)
+			cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--store", "sqlite://" + filepath.Join(dir, "r.db"),
+				"--policies", filepath.Join("..", "..", "policies")}, tt.args...)...)
 			cmd.Env = append(os.Environ(), tt.env...)
 			out, err := cmd.CombinedOutput()
 			if err == nil {
@@ -258,7 +261,8 @@ func TestKill9ThenRestartProcessesEachIncidentOnce(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	base := "http://" + addr
-	args := []string{"--config", cfg, "--listen", addr, "--store", "sqlite://" + filepath.Join(dir, "r.db"), "--webhook-token-file", tokenFile}
+	args := []string{"--config", cfg, "--listen", addr, "--store", "sqlite://" + filepath.Join(dir, "r.db"), "--webhook-token-file", tokenFile,
+		"--policies", filepath.Join("..", "..", "policies")}
 
 	const rounds, perRound = 3, 20
 	for round := range rounds {

@@ -44,7 +44,11 @@ type Config struct {
 	Auth         AuthConfig   `yaml:"auth"`
 	TLS          TLSConfig    `yaml:"tls"`
 	Worker       WorkerConfig `yaml:"worker"`
-	Log          LogConfig    `yaml:"log"`
+	// Kubeconfig is the kubeconfig file of the service's own identity;
+	// empty means the in-cluster service account.
+	Kubeconfig string           `yaml:"kubeconfig"`
+	Prometheus PrometheusConfig `yaml:"prometheus"`
+	Log        LogConfig        `yaml:"log"`
 }
 
 // AuthConfig says which credentials the webhook and API accept. With both
@@ -72,6 +76,11 @@ type WorkerConfig struct {
 	Concurrency int      `yaml:"concurrency"`
 	Lease       Duration `yaml:"lease"`
 	Poll        Duration `yaml:"poll"`
+}
+
+// PrometheusConfig is where the prometheus probe sends its queries.
+type PrometheusConfig struct {
+	URL string `yaml:"url"`
 }
 
 // LogConfig sets the log level (debug, info, warn, error).
@@ -129,12 +138,13 @@ func LoadFile(cfg *Config, path string) error {
 // sections names the YAML section each config type is read from, so an
 // unknown key is reported with its full path.
 var sections = map[string]string{
-	"config.Config":          "",
-	"config.AuthConfig":      "auth.",
-	"config.BasicAuthConfig": "auth.basic_auth.",
-	"config.TLSConfig":       "tls.",
-	"config.WorkerConfig":    "worker.",
-	"config.LogConfig":       "log.",
+	"config.Config":           "",
+	"config.AuthConfig":       "auth.",
+	"config.BasicAuthConfig":  "auth.basic_auth.",
+	"config.TLSConfig":        "tls.",
+	"config.WorkerConfig":     "worker.",
+	"config.LogConfig":        "log.",
+	"config.PrometheusConfig": "prometheus.",
 }
 
 var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
@@ -173,6 +183,8 @@ func envSetters(cfg *Config) map[string]func(string) error {
 		"TLS_KEY_FILE":       str(&cfg.TLS.KeyFile),
 		"TLS_CLIENT_CA_FILE": str(&cfg.TLS.ClientCAFile),
 		"LOG_LEVEL":          str(&cfg.Log.Level),
+		"KUBECONFIG":         str(&cfg.Kubeconfig),
+		"PROMETHEUS_URL":     str(&cfg.Prometheus.URL),
 		"MAX_BODY_BYTES": func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {

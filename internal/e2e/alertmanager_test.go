@@ -15,6 +15,9 @@ import (
 
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/pipeline"
+	"github.com/remediator/remediator/internal/planner"
+	"github.com/remediator/remediator/internal/policy"
+	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/server"
 	"github.com/remediator/remediator/internal/store"
 	"github.com/remediator/remediator/internal/store/open"
@@ -37,6 +40,10 @@ func startService(t *testing.T) *service {
 	if err := os.WriteFile(tokenFile, []byte("e2e-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	policies, err := policy.Load(filepath.Join("..", "..", "policies"), policy.DefaultCatalog())
+	if err != nil {
+		t.Fatal(err)
+	}
 	st, err := open.Open(context.Background(), "sqlite://"+filepath.Join(dir, "r.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +54,11 @@ func startService(t *testing.T) *service {
 	}
 	log := zap.NewNop()
 	wk := worker.New(worker.Options{Name: "e2e", Queue: st, Mode: "dry-run", Concurrency: 2,
-		Pipeline: pipeline.Seq{pipeline.Load(st), pipeline.Triage(), pipeline.Match(pipeline.NoPolicies{})},
-		Lease:    10 * time.Second, Poll: 100 * time.Millisecond, Log: log})
+		Pipeline: pipeline.Seq{pipeline.Load(st), pipeline.Triage(), planner.Stage(&planner.Planner{
+			Policies: func() *policy.Set { return policies },
+			Probes:   probe.New(probe.Config{}), // no cluster: cluster probes fail, conditions are false
+		})},
+		Lease: 10 * time.Second, Poll: 100 * time.Millisecond, Log: log})
 	reg := prometheus.NewRegistry()
 	srv := server.New(server.Options{Store: st, Kicker: wk, Auth: &server.Authenticator{Bearer: bearer},
 		Log: log, Metrics: server.NewMetrics(reg), Gatherer: reg, Mode: "dry-run"})
@@ -135,7 +145,8 @@ func TestAlertmanagerEndToEnd(t *testing.T) {
 	for _, e := range events {
 		counts[e.Type]++
 	}
-	if counts[incident.EventReceived] != 1 || counts[incident.EventResolved] != 1 || counts[incident.EventUnmatched] != 1 {
+	if counts[incident.EventReceived] != 1 || counts[incident.EventResolved] != 1 ||
+		counts[planner.EventMatched] != 1 || counts[planner.EventDiagnosed] != 1 || counts[planner.EventPlanned] != 1 {
 		t.Fatalf("timeline counts %v", counts)
 	}
 	if list[0].ResolvedAt == nil {

@@ -114,26 +114,3 @@ func TestTriage(t *testing.T) {
 		}
 	}
 }
-
-type fixedMatcher struct {
-	name string
-	ok   bool
-}
-
-func (m fixedMatcher) Match(incident.Incident) (string, bool, string) { return m.name, m.ok, "because" }
-
-func TestMatch(t *testing.T) {
-	w := NewWork(incident.Job{}, "dry-run", nil)
-	w.Incident.AlertName = "HighErrorRate"
-	_ = Match(NoPolicies{}).Exec(context.Background(), w)
-	ev := w.Events()
-	if !w.Stopped() || len(ev) != 1 || ev[0].Type != incident.EventUnmatched || !strings.Contains(ev[0].Reason, `alertname="HighErrorRate"`) {
-		t.Fatalf("no policies: stopped=%v %+v", w.Stopped(), ev)
-	}
-	w = NewWork(incident.Job{}, "dry-run", nil)
-	_ = Match(fixedMatcher{"high-error-rate", true}).Exec(context.Background(), w)
-	ev = w.Events()
-	if w.Stopped() || len(ev) != 1 || ev[0].Type != "matched" || !strings.Contains(string(ev[0].Details), "high-error-rate") {
-		t.Fatalf("match: %+v", ev)
-	}
-}

@@ -46,33 +46,3 @@ func Triage() Stage {
 		return nil
 	})
 }
-
-// Matcher finds the policy that governs an incident.
-type Matcher interface {
-	// Match returns the matching policy's name, or ok=false and why not.
-	Match(inc incident.Incident) (policy string, ok bool, why string)
-}
-
-// Match records which policy governs the incident, or that none does, in
-// which case nothing will be done (default deny) and the pipeline ends.
-func Match(m Matcher) Stage {
-	return StageFunc(func(_ context.Context, w *Work) error {
-		name, ok, why := m.Match(w.Incident)
-		if !ok {
-			w.Record(incident.EventUnmatched, why, map[string]string{"alertname": w.Incident.AlertName, "mode": w.Mode})
-			w.Stop()
-			return nil
-		}
-		w.Record("matched", "policy "+name+" matches", map[string]string{"policy": name})
-		return nil
-	})
-}
-
-// NoPolicies is the matcher used while no policy set is loaded: it matches
-// nothing, so every incident is recorded as unmatched and left alone.
-type NoPolicies struct{}
-
-// Match never matches.
-func (NoPolicies) Match(inc incident.Incident) (string, bool, string) {
-	return "", false, fmt.Sprintf("no policy matches alertname=%q: no policies are loaded, so nothing will be done", inc.AlertName)
-}

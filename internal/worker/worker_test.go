@@ -12,6 +12,8 @@ import (
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/intake"
 	"github.com/remediator/remediator/internal/pipeline"
+	"github.com/remediator/remediator/internal/planner"
+	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/store"
 	"github.com/remediator/remediator/internal/store/open"
 )
@@ -43,8 +45,10 @@ func ingestFile(t *testing.T, st store.Store, name string) incident.IngestResult
 	return res
 }
 
+// standardPipeline is the service's pipeline with no policy loaded: every
+// firing incident ends as unmatched.
 func standardPipeline(st store.Store) pipeline.Stage {
-	return pipeline.Seq{pipeline.Load(st), pipeline.Triage(), pipeline.Match(pipeline.NoPolicies{})}
+	return pipeline.Seq{pipeline.Load(st), pipeline.Triage(), planner.Stage(&planner.Planner{Policies: func() *policy.Set { return nil }})}
 }
 
 func eventTypes(t *testing.T, st store.Store, id string) []string {
@@ -127,8 +131,8 @@ func TestResolvedBeforeProcessingIsCancelled(t *testing.T) {
 	res := ingestFile(t, st, "firing.json")
 	ingestFile(t, st, "resolved.json")
 	var matched atomic.Int32
-	m := matcherFunc(func(incident.Incident) (string, bool, string) { matched.Add(1); return "", false, "x" })
-	w := New(Options{Name: "w", Queue: st, Pipeline: pipeline.Seq{pipeline.Load(st), pipeline.Triage(), pipeline.Match(m)},
+	m := pipeline.StageFunc(func(context.Context, *pipeline.Work) error { matched.Add(1); return nil })
+	w := New(Options{Name: "w", Queue: st, Pipeline: pipeline.Seq{pipeline.Load(st), pipeline.Triage(), m},
 		Mode: "dry-run", Lease: 10 * time.Second, Poll: time.Second})
 	for {
 		n, err := w.RunOnce(context.Background())
@@ -153,10 +157,6 @@ func TestResolvedBeforeProcessingIsCancelled(t *testing.T) {
 		}
 	}
 }
-
-type matcherFunc func(incident.Incident) (string, bool, string)
-
-func (f matcherFunc) Match(inc incident.Incident) (string, bool, string) { return f(inc) }
 
 // A failing stage releases the job for a retry with backoff and records
 // nothing; a panicking stage is contained the same way.

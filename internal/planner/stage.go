@@ -1,0 +1,68 @@
+package planner
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/remediator/remediator/internal/incident"
+	"github.com/remediator/remediator/internal/pipeline"
+	"github.com/remediator/remediator/internal/policy"
+)
+
+// Timeline event types this stage records.
+const (
+	EventMatched   = "matched"   // a policy governs the incident
+	EventDiagnosed = "diagnosed" // every probe's evidence or error
+	EventPlanned   = "planned"   // the decision: conditions, remedy, priority
+)
+
+// Stage runs policy match → diagnose → plan for a firing incident and
+// records each step on its timeline. An incident no policy matches is
+// recorded as unmatched and left alone (default deny). The plan is not
+// executed here: acting on it belongs to the guard and act stages.
+func Stage(p *Planner) pipeline.Stage {
+	return pipeline.StageFunc(func(ctx context.Context, w *pipeline.Work) error {
+		inc := w.Incident
+		plan, err := p.Plan(ctx, policy.Alert{Status: inc.Status, Labels: inc.Labels, Annotations: inc.Annotations, StartsAt: inc.StartsAt})
+		if err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+		if !plan.Matched {
+			w.Record(incident.EventUnmatched, plan.Why, map[string]string{"alertname": inc.AlertName, "mode": w.Mode})
+			w.Stop()
+			return nil
+		}
+		w.Record(EventMatched, plan.Why, map[string]any{"policy": plan.Policy, "target": plan.Target, "targetError": plan.TargetError})
+		if plan.TargetError == "" {
+			failed := 0
+			for _, r := range plan.Evidence {
+				if r.Err != nil {
+					failed++
+				}
+			}
+			w.Record(EventDiagnosed, fmt.Sprintf("%d probes, %d failed", len(plan.Evidence), failed),
+				map[string]any{"evidence": plan.Evidence})
+		}
+		w.Record(EventPlanned, Summary(plan, w.Mode), map[string]any{"mode": w.Mode, "decision": plan.Decision, "target": plan.Target})
+		return nil
+	})
+}
+
+// Summary is the one-line reason recorded with a plan.
+func Summary(plan *Plan, mode string) string {
+	if !plan.Matched {
+		return plan.Why
+	}
+	d := plan.Decision
+	if plan.TargetError != "" {
+		return fmt.Sprintf("escalate (%s): no target: %s", d.Priority, plan.TargetError)
+	}
+	if d.Escalated {
+		return fmt.Sprintf("escalate (%s): no remedy condition of policy %s is true", d.Priority, plan.Policy)
+	}
+	verb := "would " + d.Action
+	if mode != "dry-run" {
+		verb = "plan: " + d.Action + " (not executed: this version does not act yet)"
+	}
+	return fmt.Sprintf("%s %s (remedy %s, %s)", verb, plan.Target, d.Remedy, d.Priority)
+}
