@@ -119,8 +119,7 @@ func renderPlans(w io.Writer, plans []alertPlan) error {
 			for _, r := range p.Evidence {
 				res := "error: " + errString(r.Err)
 				if r.Err == nil {
-					b, _ := json.Marshal(r.Evidence)
-					res = truncateRunes(string(b), 160)
+					res = truncateRunes(compactJSON(r.Evidence), 160)
 				}
 				fmt.Fprintf(tw, "  %s\t%s\t%s\n", r.ID, r.Probe, res)
 			}
@@ -145,6 +144,18 @@ func renderPlans(w io.Writer, plans []alertPlan) error {
 		fmt.Fprintf(w, "Decision:   %s\n", planner.Summary(p, "dry-run"))
 	}
 	return nil
+}
+
+// compactJSON is v as one line of JSON, without HTML escaping (log
+// messages are normalised to "<n>", which should read as such).
+func compactJSON(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "unprintable: " + err.Error()
+	}
+	return strings.TrimSpace(b.String())
 }
 
 func labelString(l map[string]string) string {

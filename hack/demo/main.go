@@ -1,9 +1,12 @@
 // Command demo is `make demo`: it starts the real-component test bed (a
 // Kubernetes control plane with simulated nodes, and the real Alertmanager),
-// deploys the runbook's platform-service, starts remediator in dry-run on
-// SQLite, makes Alertmanager send a HighErrorRate alert for the service, and
-// prints the incident and its timeline from the service's API. Then it
-// resolves the alert, shows the incident closed, and cleans everything up.
+// deploys the runbook's platform-service, rolls out a bad version whose pods
+// log errors, starts remediator in dry-run on SQLite with the shipped
+// policies and its own least-privilege identity, makes Alertmanager send a
+// HighErrorRate alert, and prints the incident: the runbook's diagnosis
+// (rollout history, error distribution, resources, dependencies) and the
+// plan (roll back). Then it resolves the alert, shows the incident closed,
+// checks that dry-run changed nothing, and cleans everything up.
 //
 // Run it through `make demo` (which builds bin/remediator and the bed's
 // binaries first), or `go run ./hack/demo` once they are built.
@@ -25,6 +28,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/testbed"
 )
 
@@ -100,6 +104,55 @@ func run(ctx context.Context) error {
 	fmt.Printf("    deployment/%s: %d/%d ready, image %s\n", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas,
 		d.Spec.Template.Spec.Containers[0].Image)
 
+	say("rolling out a bad version (revision 2) whose pods log errors")
+	d.Spec.Template.Spec.Containers[0].Image = "registry.example/platform-service:v1.1.0"
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	d.Annotations["kubernetes.io/change-cause"] = "deploy v1.1.0"
+	if _, err := kc.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	if err := testbed.WaitForRollout(ctx, kc, ns, testbed.DemoDeployment, time.Minute); err != nil {
+		return err
+	}
+	pods, err := testbed.ReadyPods(ctx, kc, ns, "app="+testbed.DemoDeployment)
+	if err != nil {
+		return err
+	}
+	for _, p := range pods {
+		if err := bed.SetPodLogs(ctx, ns, p.Name, []testbed.LogRecord{
+			{Line: `{"level":"ERROR","msg":"payment gateway returned 502 for order 1001"}`},
+			{Line: `{"level":"ERROR","msg":"payment gateway returned 502 for order 1002"}`},
+			{Line: `{"level":"ERROR","msg":"nil pointer dereference in CheckoutHandler"}`},
+			{Line: `{"level":"info","msg":"served","path":"/api/orders","responseTimeMs":840}`},
+		}); err != nil {
+			return err
+		}
+	}
+	if d, err = kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{}); err != nil {
+		return err
+	}
+	fmt.Printf("    deployment/%s: revision %s, image %s, %d pods logging errors\n", d.Name,
+		d.Annotations["deployment.kubernetes.io/revision"], d.Spec.Template.Spec.Containers[0].Image, len(pods))
+
+	say("granting remediator's ServiceAccount read access for its probes (least privilege)")
+	if err := bed.GrantRemediator(ctx, ns, "remediator-probes", probe.AllRules()...); err != nil {
+		return err
+	}
+	// The runbook's dependencies (database:5432, redis:6379) stand in here
+	// as one local listener, so the dependency check passes.
+	deps, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer deps.Close()
+	go acceptAndClose(deps)
+	policies, err := demoPolicies(filepath.Join(root, "policies"), filepath.Join(work, "policies"), deps.Addr().String())
+	if err != nil {
+		return err
+	}
+
 	token := filepath.Join(work, "webhook-token")
 	if err := os.WriteFile(token, []byte(fmt.Sprintf("demo-%d\n", time.Now().UnixNano())), 0o600); err != nil {
 		return err
@@ -117,7 +170,7 @@ func run(ctx context.Context) error {
 	defer logFile.Close()
 	srv := exec.Command(bin, "serve", "--listen", addr, "--mode", "dry-run",
 		"--store", "sqlite://"+filepath.Join(work, "remediator.db"), "--webhook-token-file", token,
-		"--policies", filepath.Join(root, "policies"))
+		"--policies", policies, "--kubeconfig", bed.State().RemediatorKubeconfig)
 	srv.Stdout, srv.Stderr = logFile, logFile
 	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := srv.Start(); err != nil {
@@ -153,7 +206,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	id, err := waitIncident(ctx, base, token, func(status string, events []string) bool {
-		return status == "firing" && contains(events, "unmatched")
+		return status == "firing" && contains(events, "planned")
 	})
 	if err != nil {
 		keep = true
@@ -165,6 +218,20 @@ func run(ctx context.Context) error {
 	}
 	say("the incident and its timeline (remediator incidents %s)", id)
 	if err := show(ctx, bin, base, token, id); err != nil {
+		return err
+	}
+
+	say("the same plan with its evidence and every condition (remediator plan --alert, read only)")
+	body := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"remediator","alerts":[{"status":"firing","labels":%s,"startsAt":%q}]}`,
+		mustJSON(alert.Labels), alert.StartsAt.Format(time.RFC3339))
+	alertFile := filepath.Join(work, "alert.json")
+	if err := os.WriteFile(alertFile, []byte(body), 0o600); err != nil {
+		return err
+	}
+	planCmd := exec.CommandContext(ctx, bin, "plan", "--alert", alertFile, "--policies", policies,
+		"--kubeconfig", bed.State().RemediatorKubeconfig)
+	planCmd.Stdout, planCmd.Stderr = os.Stdout, os.Stderr
+	if err := planCmd.Run(); err != nil {
 		return err
 	}
 
@@ -183,12 +250,53 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	say("dry-run: the cluster was not changed (deployment generation %d → %d)", d.Generation, d2.Generation)
+	say("dry-run: the plan was recorded, the cluster was not changed (deployment generation %d → %d)", d.Generation, d2.Generation)
 	if d2.Generation != d.Generation {
 		return fmt.Errorf("deployment changed in dry-run")
 	}
 	fmt.Println("\ndemo: OK")
 	return nil
+}
+
+// demoPolicies copies the shipped policies into dst with the runbook's
+// dependency endpoints pointed at addr, and returns dst.
+func demoPolicies(src, dst, addr string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(src, "*.yaml"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return "", err
+	}
+	r := strings.NewReplacer("database:5432", addr, "redis:6379", addr)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), []byte(r.Replace(string(b))), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dst, nil
+}
+
+func acceptAndClose(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 func contains(list []string, s string) bool {
