@@ -183,7 +183,8 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	policies, err := loadPolicies(cfg.Policies)
+	reg := prometheus.NewRegistry()
+	reloader, err := policyReloader(cfg.Policies, reg, log.Named("policy"))
 	if err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 			zap.Error(kubeErr))
 	}
 	planr := &planner.Planner{
-		Policies: func() *policy.Set { return policies },
+		Policies: reloader.Current,
 		Probes:   probes(kube, cfg.Prometheus.URL),
 		Kube:     kube,
 	}
@@ -207,7 +208,6 @@ func serve(ctx context.Context, cfg config.Config) error {
 		}
 	}()
 
-	reg := prometheus.NewRegistry()
 	metrics := server.NewMetrics(reg)
 	hostname, _ := os.Hostname()
 	wk := worker.New(worker.Options{
@@ -266,7 +266,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	log.Info("remediator serving",
 		zap.String("version", version.Version), zap.String("listen", ln.Addr().String()),
 		zap.String("mode", cfg.Mode), zap.String("store", redactDSN(cfg.Store)),
-		zap.String("policies", cfg.Policies), zap.Int("policyCount", len(policies.Policies())),
+		zap.String("policies", cfg.Policies), zap.Int("policyCount", len(reloader.Current().Policies())),
 		zap.Bool("kubernetes", kube != nil), zap.String("prometheus", cfg.Prometheus.URL), zap.Bool("tls", tc != nil),
 		zap.String("note", "plans are recorded, not executed: actions and guards are not built yet"))
 
@@ -275,6 +275,14 @@ func serve(ctx context.Context, cfg config.Config) error {
 	go func() {
 		defer close(workerDone)
 		_ = wk.Run(workerCtx)
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloadDone := make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		reloader.Run(workerCtx, hup)
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -290,6 +298,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	stopWorker()
 	<-workerDone
+	<-reloadDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -310,9 +319,47 @@ func redactDSN(dsn string) string {
 func loadPolicies(dir string) (*policy.Set, error) {
 	set, err := policy.Load(dir, policy.DefaultCatalog())
 	if err != nil {
-		return nil, fmt.Errorf("policies in %s:\n%w", dir, err)
+		return nil, policiesError(dir, err)
 	}
 	return set, nil
+}
+
+func policiesError(dir string, err error) error {
+	return fmt.Errorf("policies in %s:\n%w", dir, err)
+}
+
+// policyReloader loads the policy directory as loadPolicies does and keeps
+// it in force: Run reloads it on SIGHUP and when its files change, logging
+// each result; a reload that fails keeps the last good set.
+func policyReloader(dir string, reg prometheus.Registerer, log *zap.Logger) (*policy.Reloader, error) {
+	l, err := policy.NewLoader(policy.DefaultCatalog())
+	if err != nil {
+		return nil, err
+	}
+	r, err := policy.NewReloader(dir, l, policy.ReloaderOptions{
+		Metrics: policy.NewReloadMetrics(reg),
+		OnResult: func(inForce *policy.Set, err error) {
+			n := zap.Int("policyCount", len(inForce.Policies()))
+			if err == nil {
+				log.Info("policies reloaded", zap.String("policies", dir), n)
+				return
+			}
+			msgs := []string{err.Error()}
+			var errs policy.Errors
+			if errors.As(err, &errs) {
+				msgs = msgs[:0]
+				for _, e := range errs {
+					msgs = append(msgs, e.Error())
+				}
+			}
+			log.Error("policy reload failed; the last good set stays in force",
+				zap.String("policies", dir), zap.Strings("errors", msgs), n)
+		},
+	})
+	if err != nil {
+		return nil, policiesError(dir, err)
+	}
+	return r, nil
 }
 
 // kubeClient builds the client of the service's own identity: from the
