@@ -3,7 +3,8 @@ package policy
 import (
 	"reflect"
 	"sort"
-	"time"
+
+	"github.com/remediator/remediator/internal/probe"
 )
 
 // ParamType is the type of a probe or action parameter.
@@ -73,105 +74,47 @@ func sortedKeys[V any](m map[string]V) []string {
 
 func ptr(i int64) *int64 { return &i }
 
-// The evidence types. These are the contract the probe implementations
-// follow; their `cel` tags are the field names conditions use.
-
-// Revision is one Deployment revision (one ReplicaSet).
-type Revision struct {
-	Revision    int64     `cel:"revision" json:"revision"`
-	Image       string    `cel:"image" json:"image"`
-	ChangeCause string    `cel:"changeCause" json:"changeCause"`
-	CreatedAt   time.Time `cel:"createdAt" json:"createdAt"`
-}
-
-// RolloutHistory is the evidence of the rolloutHistory probe.
-type RolloutHistory struct {
-	Revisions        []Revision    `cel:"revisions" json:"revisions"`
-	CurrentRevision  int64         `cel:"currentRevision" json:"currentRevision"`
-	NewestRolloutAge time.Duration `cel:"newestRolloutAge" json:"newestRolloutAge"`
-	InProgress       bool          `cel:"inProgress" json:"inProgress"`
-}
-
-// PodStatus is the evidence of the podStatus probe.
-type PodStatus struct {
-	Ready        int64 `cel:"ready" json:"ready"`
-	Total        int64 `cel:"total" json:"total"`
-	Restarts     int64 `cel:"restarts" json:"restarts"`
-	OOMKilled    int64 `cel:"oomKilled" json:"oomKilled"`
-	CrashLooping int64 `cel:"crashLooping" json:"crashLooping"`
-}
-
-// Resources is the evidence of the resources probe.
-type Resources struct {
-	Available              bool  `cel:"available" json:"available"`
-	CPUNearLimitPercent    int64 `cel:"cpuNearLimitPercent" json:"cpuNearLimitPercent"`
-	MemoryNearLimitPercent int64 `cel:"memoryNearLimitPercent" json:"memoryNearLimitPercent"`
-}
-
-// MessageCount is one line of an error distribution.
-type MessageCount struct {
-	Message string `cel:"message" json:"message"`
-	Count   int64  `cel:"count" json:"count"`
-}
-
-// ErrorDistribution is the evidence of the errorDistribution probe.
-type ErrorDistribution struct {
-	Total int64          `cel:"total" json:"total"`
-	Top   []MessageCount `cel:"top" json:"top"`
-}
-
-// EndpointLatency is one slow endpoint.
-type EndpointLatency struct {
-	Endpoint string  `cel:"endpoint" json:"endpoint"`
-	P95Ms    float64 `cel:"p95Ms" json:"p95Ms"`
-	Count    int64   `cel:"count" json:"count"`
-}
-
-// SlowEndpoints is the evidence of the slowEndpoints probe.
-type SlowEndpoints struct {
-	Top []EndpointLatency `cel:"top" json:"top"`
-}
-
-// PromResult is the evidence of the prometheus probe.
-type PromResult struct {
-	Value     float64 `cel:"value" json:"value"`
-	Available bool    `cel:"available" json:"available"`
-}
-
-// Dependencies is the evidence of the dependencies probe.
-type Dependencies struct {
-	AllReachable bool     `cel:"allReachable" json:"allReachable"`
-	Unreachable  []string `cel:"unreachable" json:"unreachable"`
-}
-
 // DefaultCatalog declares the runbook's probes and the actions.
 func DefaultCatalog() Catalog {
-	since := ParamSpec{Type: DurationP, Doc: "how far back to read logs (default 5m)"}
-	topN := ParamSpec{Type: Int, Min: ptr(1), Max: ptr(100), Doc: "how many entries to keep (default 10)"}
+	// The log probes' parameters (internal/probe parseLogOptions).
+	logParams := func(withPattern bool) map[string]ParamSpec {
+		m := map[string]ParamSpec{
+			"since":        {Type: DurationP, Doc: "how far back to read logs, 1s..24h (default 5m)"},
+			"sinceSeconds": {Type: Int, Min: ptr(1), Max: ptr(86400), Doc: "since, in seconds (takes precedence over since)"},
+			"maxLines":     {Type: Int, Min: ptr(1), Max: ptr(100000), Doc: "lines read per container (default 2000)"},
+			"top":          {Type: Int, Min: ptr(1), Max: ptr(100), Doc: "how many entries to keep (default 5)"},
+		}
+		if withPattern {
+			m["pattern"] = ParamSpec{Type: String, Doc: "regexp selecting error lines (default: the plain-text error test, see probe.ParseLine)"}
+		}
+		return m
+	}
 	return Catalog{
 		Probes: map[string]ProbeSpec{
-			"rolloutHistory": {Name: "rolloutHistory", Result: reflect.TypeFor[RolloutHistory](),
+			"rolloutHistory": {Name: "rolloutHistory", Result: reflect.TypeFor[probe.RolloutHistoryEvidence](),
 				Doc: "Deployment revisions from its ReplicaSets, age of the newest rollout, whether a rollout is in progress"},
-			"podStatus": {Name: "podStatus", Result: reflect.TypeFor[PodStatus](),
+			"podStatus": {Name: "podStatus", Result: reflect.TypeFor[probe.PodStatusEvidence](),
 				Doc: "ready/total pods, restarts, containers last terminated OOMKilled, pods in CrashLoopBackOff"},
-			"resources": {Name: "resources", Result: reflect.TypeFor[Resources](),
+			"resources": {Name: "resources", Result: reflect.TypeFor[probe.ResourcesEvidence](),
 				Params: map[string]ParamSpec{"nearLimitPercent": {Type: Int, Min: ptr(1), Max: ptr(100), Doc: "usage/limit ratio counted as near the limit (default 90)"}},
 				Doc:    "percent of pods whose CPU / memory usage is near their limits, from metrics.k8s.io; available=false when that API is not served"},
-			"errorDistribution": {Name: "errorDistribution", Result: reflect.TypeFor[ErrorDistribution](),
-				Params: map[string]ParamSpec{"since": since, "top": topN, "pattern": {Type: String, Doc: "regexp selecting error lines (default ERROR)"}},
+			"errorDistribution": {Name: "errorDistribution", Result: reflect.TypeFor[probe.ErrorDistributionEvidence](),
+				Params: logParams(true),
 				Doc:    "recent log lines of the target's pods counted by message"},
-			"slowEndpoints": {Name: "slowEndpoints", Result: reflect.TypeFor[SlowEndpoints](),
-				Params: map[string]ParamSpec{"since": since, "top": topN},
+			"slowEndpoints": {Name: "slowEndpoints", Result: reflect.TypeFor[probe.SlowEndpointsEvidence](),
+				Params: logParams(false),
 				Doc:    "endpoints by p95 of responseTimeMs in structured logs"},
-			"prometheus": {Name: "prometheus", Result: reflect.TypeFor[PromResult](),
+			"prometheus": {Name: "prometheus", Result: reflect.TypeFor[probe.PrometheusEvidence](),
 				Params: map[string]ParamSpec{
-					"query":  {Type: String, Required: true, Doc: "PromQL returning one sample"},
-					"window": {Type: DurationP, Doc: "range for range queries"},
+					"query":  {Type: String, Required: true, Doc: "PromQL (text/template over the target: {{.Namespace}}, {{.Name}}, {{.Kind}})"},
+					"mode":   {Type: String, Doc: "instant (default) or range; a window without a mode means range"},
+					"window": {Type: DurationP, Doc: "range of a range query (default 30m)"},
+					"step":   {Type: DurationP, Doc: "resolution of a range query (default 1m)"},
 				},
-				Doc: "one PromQL query; available=false when Prometheus cannot answer"},
-			"dependencies": {Name: "dependencies", Result: reflect.TypeFor[Dependencies](),
+				Doc: "one PromQL query; available=false when it returns no usable sample"},
+			"dependencies": {Name: "dependencies", Result: reflect.TypeFor[probe.DependenciesEvidence](),
 				Params: map[string]ParamSpec{
-					"endpoints": {Type: StringList, Required: true, Doc: "host:port (TCP) or http(s) URLs"},
+					"endpoints": {Type: StringList, Required: true, Doc: "host:port (TCP) or http(s) URLs, at most 32"},
 					"timeout":   {Type: DurationP, Doc: "per endpoint (default 2s)"},
 				},
 				Doc: "TCP/HTTP reachability of the workload's dependencies"},

@@ -33,8 +33,8 @@ type Decision struct {
 	// Priority is the first true priority rule's, else the default.
 	Priority      Priority          `json:"priority"`
 	PriorityRules []ConditionResult `json:"priorityRules,omitempty"`
-	// EvidenceErrors name evidence that was given with the wrong type and
-	// therefore ignored.
+	// EvidenceErrors name evidence that was not of its probe's declared
+	// type (value or pointer) and was therefore ignored, as if missing.
 	EvidenceErrors []string `json:"evidenceErrors,omitempty"`
 }
 
@@ -129,107 +129,18 @@ func (p *Policy) evidenceTypes() map[string]reflect.Type {
 	return m
 }
 
-// Fielder is evidence offering a CEL view of itself as a map keyed by the
-// catalog's field names (as internal/probe's evidence does).
-type Fielder interface{ Fields() map[string]any }
-
-// evidenceValue accepts the catalog's Go type (value or pointer), a
-// Fielder, or a map[string]any, and checks that a map has every declared
-// field with a value of the declared kind.
+// evidenceValue accepts a value of exactly the catalog's Go type, or a
+// non-nil pointer to one; CEL plans field access on that declared type.
 func evidenceValue(v any, want reflect.Type) (any, error) {
 	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer && !rv.IsNil() && rv.Elem().Type() == want {
-		return rv.Elem().Interface(), nil
-	}
 	if rv.Type() == want {
 		return v, nil
 	}
-	var m map[string]any
-	switch x := v.(type) {
-	case Fielder:
-		m = x.Fields()
-	case map[string]any:
-		m = x
-	default:
-		return nil, fmt.Errorf("is a %T, want %s", v, want)
+	if rv.Kind() == reflect.Pointer && rv.Type().Elem() == want {
+		if rv.IsNil() {
+			return nil, fmt.Errorf("is a nil %T, want %s", v, want)
+		}
+		return rv.Elem().Interface(), nil
 	}
-	out := reflect.New(want).Elem()
-	if err := fromMap(m, out); err != nil {
-		return nil, err
-	}
-	return out.Interface(), nil
-}
-
-// fromMap fills the struct out from a map keyed by cel field names: CEL
-// plans field access on the declared struct type, so a map is converted,
-// not passed through. Every declared field must be present.
-func fromMap(m map[string]any, out reflect.Value) error {
-	t := out.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := f.Tag.Get("cel")
-		v, ok := m[name]
-		if !ok {
-			return fmt.Errorf("field %q is missing", name)
-		}
-		if err := setValue(out.Field(i), v); err != nil {
-			return fmt.Errorf("field %q: %v", name, err)
-		}
-	}
-	return nil
-}
-
-func setValue(dst reflect.Value, v any) error {
-	if v == nil {
-		if k := dst.Kind(); k == reflect.Slice || k == reflect.Map {
-			return nil
-		}
-		return fmt.Errorf("is null, want %s", dst.Type())
-	}
-	src := reflect.ValueOf(v)
-	if src.Type() == dst.Type() {
-		dst.Set(src)
-		return nil
-	}
-	switch dst.Kind() {
-	case reflect.Int64:
-		if dst.Type() == reflect.TypeFor[time.Duration]() {
-			break
-		}
-		switch src.Kind() {
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			dst.SetInt(src.Int())
-			return nil
-		}
-	case reflect.Float64:
-		switch src.Kind() {
-		case reflect.Float32, reflect.Float64:
-			dst.SetFloat(src.Float())
-			return nil
-		}
-	case reflect.Slice:
-		if src.Kind() != reflect.Slice {
-			break
-		}
-		s := reflect.MakeSlice(dst.Type(), src.Len(), src.Len())
-		for i := range src.Len() {
-			e := src.Index(i).Interface()
-			if dst.Type().Elem().Kind() == reflect.Struct {
-				em, ok := e.(map[string]any)
-				if !ok {
-					return fmt.Errorf("[%d] is a %T, want an object", i, e)
-				}
-				if err := fromMap(em, s.Index(i)); err != nil {
-					return fmt.Errorf("[%d]: %v", i, err)
-				}
-				continue
-			}
-			if err := setValue(s.Index(i), e); err != nil {
-				return fmt.Errorf("[%d]: %v", i, err)
-			}
-		}
-		dst.Set(s)
-		return nil
-	}
-	return fmt.Errorf("is a %T, want %s", v, dst.Type())
+	return nil, fmt.Errorf("is a %T, want %s", v, want)
 }

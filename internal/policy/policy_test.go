@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/remediator/remediator/internal/probe"
 )
 
 func shipped(t testing.TB) *Set {
@@ -146,18 +148,18 @@ func alertOf(lbls map[string]string) Alert {
 	return Alert{Status: "firing", Labels: lbls, StartsAt: now.Add(-5 * time.Minute)}
 }
 
-func revisions(n int) []Revision {
-	var rs []Revision
+func revisions(n int) []probe.Revision {
+	var rs []probe.Revision
 	for i := 1; i <= n; i++ {
-		rs = append(rs, Revision{Revision: int64(i), Image: "platform-service:v1." + string(rune('0'+i)), CreatedAt: now.Add(-time.Duration(n-i+1) * 24 * time.Hour)})
+		rs = append(rs, probe.Revision{Revision: int64(i), Image: "platform-service:v1." + string(rune('0'+i)), CreatedAt: now.Add(-time.Duration(n-i+1) * 24 * time.Hour)})
 	}
 	return rs
 }
 
 func TestEvaluateRunbookScenarios(t *testing.T) {
 	set := shipped(t)
-	healthyDeps := Dependencies{AllReachable: true}
-	calm := Resources{Available: true, CPUNearLimitPercent: 10, MemoryNearLimitPercent: 20}
+	healthyDeps := probe.DependenciesEvidence{AllReachable: true}
+	calm := probe.ResourcesEvidence{Available: true, CPUNearLimitPercent: 10, MemoryNearLimitPercent: 20}
 	tests := []struct {
 		name       string
 		policy     string
@@ -170,8 +172,8 @@ func TestEvaluateRunbookScenarios(t *testing.T) {
 		{
 			name: "recent bad rollout → rollback", policy: "high-error-rate", severity: "critical",
 			evidence: map[string]any{
-				"rolloutHistory":    RolloutHistory{Revisions: revisions(3), CurrentRevision: 3, NewestRolloutAge: 10 * time.Minute},
-				"errorDistribution": &ErrorDistribution{Total: 240, Top: []MessageCount{{Message: "TypeError: x is undefined", Count: 230}}},
+				"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(3), CurrentRevision: 3, NewestRolloutAge: 10 * time.Minute},
+				"errorDistribution": &probe.ErrorDistributionEvidence{Total: 240, Top: []probe.MessageCount{{Message: "TypeError: x is undefined", Count: 230}}},
 				"resources":         calm,
 				"dependencies":      healthyDeps,
 			},
@@ -180,9 +182,9 @@ func TestEvaluateRunbookScenarios(t *testing.T) {
 		{
 			name: "saturation without recent rollout → scale", policy: "high-error-rate", severity: "warning",
 			evidence: map[string]any{
-				"rolloutHistory":    RolloutHistory{Revisions: revisions(3), CurrentRevision: 3, NewestRolloutAge: 72 * time.Hour},
-				"errorDistribution": ErrorDistribution{Total: 50},
-				"resources":         Resources{Available: true, CPUNearLimitPercent: 80, MemoryNearLimitPercent: 30},
+				"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(3), CurrentRevision: 3, NewestRolloutAge: 72 * time.Hour},
+				"errorDistribution": probe.ErrorDistributionEvidence{Total: 50},
+				"resources":         probe.ResourcesEvidence{Available: true, CPUNearLimitPercent: 80, MemoryNearLimitPercent: 30},
 				"dependencies":      healthyDeps,
 			},
 			wantRemedy: "scale-out", wantAction: "scale", wantPrio: P2,
@@ -190,18 +192,18 @@ func TestEvaluateRunbookScenarios(t *testing.T) {
 		{
 			name: "dependency down → escalate, no action", policy: "high-error-rate", severity: "critical",
 			evidence: map[string]any{
-				"rolloutHistory":    RolloutHistory{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
-				"errorDistribution": ErrorDistribution{Total: 500},
-				"resources":         Resources{Available: true, CPUNearLimitPercent: 90},
-				"dependencies":      Dependencies{AllReachable: false, Unreachable: []string{"database:5432"}},
+				"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
+				"errorDistribution": probe.ErrorDistributionEvidence{Total: 500},
+				"resources":         probe.ResourcesEvidence{Available: true, CPUNearLimitPercent: 90},
+				"dependencies":      probe.DependenciesEvidence{AllReachable: false, Unreachable: []string{"database:5432"}},
 			},
 			wantRemedy: "dependency-down", wantAction: "escalate", wantPrio: P0,
 		},
 		{
 			name: "nothing explains it → escalate", policy: "high-error-rate",
 			evidence: map[string]any{
-				"rolloutHistory":    RolloutHistory{Revisions: revisions(1), NewestRolloutAge: 72 * time.Hour},
-				"errorDistribution": ErrorDistribution{Total: 5},
+				"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(1), NewestRolloutAge: 72 * time.Hour},
+				"errorDistribution": probe.ErrorDistributionEvidence{Total: 5},
 				"resources":         calm,
 				"dependencies":      healthyDeps,
 			},
@@ -210,10 +212,10 @@ func TestEvaluateRunbookScenarios(t *testing.T) {
 		{
 			name: "latency saturation → scale to 8", policy: "high-latency", severity: "warning",
 			evidence: map[string]any{
-				"p95":            PromResult{Value: 2.5, Available: true},
-				"slowEndpoints":  SlowEndpoints{Top: []EndpointLatency{{Endpoint: "GET /api/orders", P95Ms: 2400, Count: 900}}},
-				"resources":      Resources{Available: true, CPUNearLimitPercent: 75},
-				"rolloutHistory": RolloutHistory{Revisions: revisions(2), NewestRolloutAge: 48 * time.Hour},
+				"p95":            probe.PrometheusEvidence{Value: 2.5, Available: true},
+				"slowEndpoints":  probe.SlowEndpointsEvidence{Top: []probe.EndpointLatency{{Endpoint: "GET /api/orders", P95Ms: 2400, Count: 900}}},
+				"resources":      probe.ResourcesEvidence{Available: true, CPUNearLimitPercent: 75},
+				"rolloutHistory": probe.RolloutHistoryEvidence{Revisions: revisions(2), NewestRolloutAge: 48 * time.Hour},
 				"dependencies":   healthyDeps,
 			},
 			wantRemedy: "scale-out", wantAction: "scale", wantPrio: P2,
@@ -221,23 +223,23 @@ func TestEvaluateRunbookScenarios(t *testing.T) {
 		{
 			name: "OOMKilled pods → delete-pod", policy: "high-memory-usage", severity: "critical",
 			evidence: map[string]any{
-				"podStatus":   PodStatus{Ready: 3, Total: 4, Restarts: 7, OOMKilled: 1},
-				"resources":   Resources{Available: true, MemoryNearLimitPercent: 75},
-				"memoryTrend": PromResult{Value: 1e6, Available: true},
+				"podStatus":   probe.PodStatusEvidence{Ready: 3, Total: 4, Restarts: 7, OOMKilled: 1},
+				"resources":   probe.ResourcesEvidence{Available: true, MemoryNearLimitPercent: 75},
+				"memoryTrend": probe.PrometheusEvidence{Value: 1e6, Available: true},
 			},
 			wantRemedy: "delete-oom-killed-pods", wantAction: "delete-pod", wantPrio: P0,
 		},
 		{
 			name: "memory near limit, no OOM → restart", policy: "high-memory-usage",
 			evidence: map[string]any{
-				"podStatus": PodStatus{Ready: 4, Total: 4},
-				"resources": Resources{Available: true, MemoryNearLimitPercent: 75},
+				"podStatus": probe.PodStatusEvidence{Ready: 4, Total: 4},
+				"resources": probe.ResourcesEvidence{Available: true, MemoryNearLimitPercent: 75},
 			},
 			wantRemedy: "restart-near-limit", wantAction: "restart", wantPrio: P3,
 		},
 		{
 			name: "database down → escalate only, P0", policy: "database-connection-errors", severity: "warning",
-			evidence:   map[string]any{"dependencies": Dependencies{Unreachable: []string{"postgres:5432"}}},
+			evidence:   map[string]any{"dependencies": probe.DependenciesEvidence{Unreachable: []string{"postgres:5432"}}},
 			wantRemedy: "escalate", wantAction: "escalate", wantPrio: P0,
 		},
 	}
@@ -277,9 +279,9 @@ func TestEvaluateFailedProbeNeverActs(t *testing.T) {
 	p := shipped(t).Get("high-error-rate")
 	// The dependencies probe failed: its evidence is missing.
 	d, err := Evaluate(p, alertOf(nil), map[string]any{
-		"rolloutHistory":    RolloutHistory{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
-		"errorDistribution": ErrorDistribution{Total: 500},
-		"resources":         Resources{Available: true, CPUNearLimitPercent: 90},
+		"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
+		"errorDistribution": probe.ErrorDistributionEvidence{Total: 500},
+		"resources":         probe.ResourcesEvidence{Available: true, CPUNearLimitPercent: 90},
 	}, now)
 	if err != nil {
 		t.Fatal(err)
@@ -299,31 +301,92 @@ type fieldsEvidence map[string]any
 
 func (f fieldsEvidence) Fields() map[string]any { return f }
 
-func TestEvaluateMapEvidence(t *testing.T) {
+// TestEvaluateOnlyDeclaredTypes: evidence is a value of, or a pointer to,
+// exactly the catalog's type; maps, Fields() views, other types and nil
+// pointers are named in EvidenceErrors and the step counts as missing.
+func TestEvaluateOnlyDeclaredTypes(t *testing.T) {
 	p := shipped(t).Get("high-error-rate")
 	ev := map[string]any{
-		"rolloutHistory": fieldsEvidence{
-			"revisions": []any{
-				map[string]any{"revision": int64(1), "image": "a:1", "changeCause": "", "createdAt": now.Add(-time.Hour)},
-				map[string]any{"revision": int64(2), "image": "a:2", "changeCause": "bump", "createdAt": now.Add(-5 * time.Minute), "replicaSet": "extra keys are fine"},
-			},
-			"currentRevision":  int64(2),
-			"newestRolloutAge": 5 * time.Minute,
-			"inProgress":       false,
-		},
-		"errorDistribution": map[string]any{"total": int64(9), "top": []any{}},
-		"resources":         map[string]any{"available": false, "cpuNearLimitPercent": int64(0), "memoryNearLimitPercent": int64(0)},
-		"dependencies":      map[string]any{"allReachable": true, "unreachable": []string{}},
+		"rolloutHistory":    &probe.RolloutHistoryEvidence{Revisions: revisions(2), CurrentRevision: 2, NewestRolloutAge: 5 * time.Minute},
+		"errorDistribution": probe.ErrorDistributionEvidence{Total: 9},
+		"resources":         probe.ResourcesEvidence{},
+		"dependencies":      &probe.DependenciesEvidence{AllReachable: true, Unreachable: []string{}},
 	}
 	d, err := Evaluate(p, alertOf(nil), ev, now)
 	if err != nil || d.Remedy != "rollback-recent-rollout" || len(d.EvidenceErrors) != 0 {
 		t.Fatalf("%+v %v", d, err)
 	}
-	ev["dependencies"] = map[string]any{"allReachable": "yes", "unreachable": nil}
-	ev["resources"] = map[string]any{"available": true}
+	ev["rolloutHistory"] = fieldsEvidence{"currentRevision": int64(2), "newestRolloutAge": 5 * time.Minute}
+	ev["dependencies"] = map[string]any{"allReachable": true, "unreachable": []string{}}
+	ev["resources"] = (*probe.ResourcesEvidence)(nil)
+	ev["errorDistribution"] = probe.SlowEndpointsEvidence{}
 	d, _ = Evaluate(p, alertOf(nil), ev, now)
-	if len(d.EvidenceErrors) != 2 || !d.Escalated {
+	if len(d.EvidenceErrors) != 4 || !d.Escalated {
 		t.Fatalf("%+v", d)
+	}
+	for _, e := range d.EvidenceErrors {
+		if !strings.Contains(e, "want probe.") || !strings.Contains(e, "ignored") {
+			t.Errorf("evidence error %q", e)
+		}
+	}
+	for _, c := range d.Conditions {
+		if c.Value {
+			t.Errorf("condition %s true on ignored evidence: %+v", c.Name, c)
+		}
+	}
+}
+
+// TestEvaluateProbeOnlyFields: the fields the old policy copies lacked —
+// element lists, status strings and LogStats, which an embedded struct
+// contributes flattened (as in JSON) — type-check and evaluate.
+func TestEvaluateProbeOnlyFields(t *testing.T) {
+	set, err := loadText(t, map[string]string{"p.yaml": `apiVersion: remediator/v1
+kind: Policy
+name: p
+match: ['alertname="X"']
+target: {kind: Deployment, nameLabel: deployment}
+diagnosis:
+  - probe: errorDistribution
+    params: {sinceSeconds: 600, maxLines: 500, top: 3, pattern: "ERR|FATAL"}
+  - probe: slowEndpoints
+    params: {since: 10m}
+  - probe: podStatus
+  - probe: rolloutHistory
+  - probe: dependencies
+    params: {endpoints: ["db:5432"]}
+  - probe: prometheus
+    params: {query: up, mode: range, window: 1h, step: 30s}
+remedies:
+  - name: logs
+    when: >-
+      errorDistribution.pods == 2 && errorDistribution.lines > 10 && errorDistribution.failed.size() == 0 &&
+      slowEndpoints.samples == 7 && slowEndpoints.failed.exists(f, f.startsWith("p-1"))
+    action: restart
+  - name: lists
+    when: >-
+      podStatus.pods.exists(p, p.lastTerminationReason == "OOMKilled" && !p.ready) &&
+      rolloutHistory.status.contains("rolled out") && rolloutHistory.revisions[0].replicaSet == "rs-2" &&
+      dependencies.checks.all(c, c.ok && c.latencyMs < 100.0) && prometheus.slopePerMinute > 0.5
+    action: delete-pod
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Evaluate(set.Get("p"), alertOf(nil), map[string]any{
+		"errorDistribution": probe.ErrorDistributionEvidence{LogStats: probe.LogStats{Pods: 2, Lines: 40, Failed: []string{}}},
+		"slowEndpoints":     &probe.SlowEndpointsEvidence{Samples: 7, LogStats: probe.LogStats{Failed: []string{"p-1/app: gone"}}},
+		"podStatus":         probe.PodStatusEvidence{Pods: []probe.PodInfo{{Name: "p-1", LastTerminationReason: "OOMKilled"}}},
+		"rolloutHistory":    probe.RolloutHistoryEvidence{Status: "successfully rolled out", Revisions: []probe.Revision{{Revision: 2, ReplicaSet: "rs-2"}}},
+		"dependencies":      probe.DependenciesEvidence{AllReachable: true, Checks: []probe.Check{{Endpoint: "db:5432", OK: true, LatencyMs: 3}}},
+		"prometheus":        probe.PrometheusEvidence{Available: true, SlopePerMinute: 1.5},
+	}, now)
+	if err != nil || len(d.EvidenceErrors) != 0 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	for _, c := range d.Conditions {
+		if !c.Value {
+			t.Errorf("condition %s: %+v", c.Name, c)
+		}
 	}
 }
 
@@ -343,11 +406,11 @@ remedies:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, _ := Evaluate(set.Get("p"), alertOf(nil), map[string]any{"rolloutHistory": RolloutHistory{Revisions: revisions(2000)}}, now)
+	d, _ := Evaluate(set.Get("p"), alertOf(nil), map[string]any{"rolloutHistory": probe.RolloutHistoryEvidence{Revisions: revisions(2000)}}, now)
 	if d.Conditions[0].Value || !strings.Contains(d.Conditions[0].Error, "cost") || !d.Escalated {
 		t.Fatalf("%+v", d.Conditions)
 	}
-	d, _ = Evaluate(set.Get("p"), alertOf(nil), map[string]any{"rolloutHistory": RolloutHistory{Revisions: revisions(5)}}, now)
+	d, _ = Evaluate(set.Get("p"), alertOf(nil), map[string]any{"rolloutHistory": probe.RolloutHistoryEvidence{Revisions: revisions(5)}}, now)
 	if !d.Conditions[0].Value {
 		t.Fatalf("small input: %+v", d.Conditions)
 	}
@@ -356,9 +419,9 @@ remedies:
 func TestEvaluateScaleParams(t *testing.T) {
 	p := shipped(t).Get("high-error-rate")
 	d, _ := Evaluate(p, alertOf(nil), map[string]any{
-		"rolloutHistory": RolloutHistory{NewestRolloutAge: 72 * time.Hour},
-		"resources":      Resources{Available: true, MemoryNearLimitPercent: 90},
-		"dependencies":   Dependencies{AllReachable: true},
+		"rolloutHistory": probe.RolloutHistoryEvidence{NewestRolloutAge: 72 * time.Hour},
+		"resources":      probe.ResourcesEvidence{Available: true, MemoryNearLimitPercent: 90},
+		"dependencies":   probe.DependenciesEvidence{AllReachable: true},
 	}, now)
 	if d.Remedy != "scale-out" || d.Params["step"] != int64(2) || d.Params["max"] != int64(8) {
 		t.Fatalf("%+v", d)
@@ -395,7 +458,7 @@ priority:
 	p := set.Get("p")
 	// total 0 divides by zero; revisions is empty; rolloutHistory is given
 	// as the wrong type and so is ignored, as a failed probe would be.
-	d, err := Evaluate(p, alertOf(nil), map[string]any{"podStatus": PodStatus{}, "rolloutHistory": PodStatus{}}, now)
+	d, err := Evaluate(p, alertOf(nil), map[string]any{"podStatus": probe.PodStatusEvidence{}, "rolloutHistory": probe.PodStatusEvidence{}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +471,7 @@ priority:
 	if d.Remedy != "fallback" || d.Priority != P3 || d.PriorityRules[0].Error == "" || len(d.EvidenceErrors) != 1 {
 		t.Fatalf("%+v", d)
 	}
-	d, _ = Evaluate(p, alertOf(nil), map[string]any{"podStatus": &PodStatus{Total: 4, Ready: 1}, "rolloutHistory": RolloutHistory{}}, now)
+	d, _ = Evaluate(p, alertOf(nil), map[string]any{"podStatus": &probe.PodStatusEvidence{Total: 4, Ready: 1}, "rolloutHistory": probe.RolloutHistoryEvidence{}}, now)
 	if !strings.Contains(d.Conditions[1].Error, "index") || d.Remedy != "divide" {
 		t.Fatalf("%+v", d)
 	}
@@ -462,10 +525,10 @@ func BenchmarkPlanOneAlert(b *testing.B) {
 	lbls := map[string]string{"alertname": "HighErrorRate", "severity": "critical", "namespace": "prod", "deployment": "platform-service"}
 	alert := Alert{Status: "firing", Labels: lbls, StartsAt: now.Add(-5 * time.Minute)}
 	evidence := map[string]any{
-		"rolloutHistory":    RolloutHistory{Revisions: revisions(10), CurrentRevision: 10, NewestRolloutAge: 72 * time.Hour},
-		"errorDistribution": ErrorDistribution{Total: 240, Top: []MessageCount{{Message: "timeout", Count: 200}}},
-		"resources":         Resources{Available: true, CPUNearLimitPercent: 80},
-		"dependencies":      Dependencies{AllReachable: true},
+		"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(10), CurrentRevision: 10, NewestRolloutAge: 72 * time.Hour},
+		"errorDistribution": probe.ErrorDistributionEvidence{Total: 240, Top: []probe.MessageCount{{Message: "timeout", Count: 200}}},
+		"resources":         probe.ResourcesEvidence{Available: true, CPUNearLimitPercent: 80},
+		"dependencies":      probe.DependenciesEvidence{AllReachable: true},
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -487,10 +550,10 @@ func TestEvaluateConcurrent(t *testing.T) {
 	set := shipped(t)
 	p := set.Get("high-error-rate")
 	ev := map[string]any{
-		"rolloutHistory":    RolloutHistory{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
-		"errorDistribution": ErrorDistribution{Total: 9},
-		"resources":         Resources{},
-		"dependencies":      Dependencies{AllReachable: true},
+		"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(3), NewestRolloutAge: 10 * time.Minute},
+		"errorDistribution": probe.ErrorDistributionEvidence{Total: 9},
+		"resources":         probe.ResourcesEvidence{},
+		"dependencies":      probe.DependenciesEvidence{AllReachable: true},
 	}
 	done := make(chan string)
 	for range 8 {

@@ -82,17 +82,6 @@ func TestBedRolloutHistory(t *testing.T) {
 	if ev.CurrentRevision != 2 || ev.InProgress || ev.NewestRolloutAge <= 0 || ev.NewestRolloutAge > 2*time.Minute {
 		t.Errorf("current=%d inProgress=%v age=%s", ev.CurrentRevision, ev.InProgress, ev.NewestRolloutAge)
 	}
-	f := ev.Fields()
-	revs := f["revisions"].([]any)
-	if len(revs) != 2 || revs[0].(map[string]any)["revision"] != int64(2) || f["currentRevision"] != int64(2) {
-		t.Errorf("fields: %v", f)
-	}
-	if _, ok := f["newestRolloutAge"].(time.Duration); !ok {
-		t.Errorf("newestRolloutAge is %T", f["newestRolloutAge"])
-	}
-	if _, ok := revs[0].(map[string]any)["createdAt"].(time.Time); !ok {
-		t.Errorf("createdAt is %T", revs[0].(map[string]any)["createdAt"])
-	}
 }
 
 // TestBedPodStatus sets container statuses with the admin client through the
@@ -145,10 +134,6 @@ func TestBedPodStatus(t *testing.T) {
 	if reasons[oom.Name] != "OOMKilled" || reasons[crash.Name] != "Error" {
 		t.Errorf("reasons: %v", reasons)
 	}
-	f := ev.Fields()
-	if f["oomKilled"] != int64(1) || len(f["pods"].([]any)) != 3 {
-		t.Errorf("fields: %v", f)
-	}
 }
 
 func TestBedResourcesUnavailable(t *testing.T) {
@@ -170,9 +155,6 @@ func TestBedResourcesUnavailable(t *testing.T) {
 	if c.Name != "platform-service" || c.CPULimit != "500m" || c.CPULimitMillis != 500 || c.MemoryLimitBytes != 256<<20 ||
 		c.CPURequestMillis != 100 || c.MemoryRequest != "128Mi" {
 		t.Errorf("container: %+v", c)
-	}
-	if f := ev.Fields(); f["available"] != false || f["reason"] == "" {
-		t.Errorf("fields: %v", f)
 	}
 }
 
@@ -239,9 +221,6 @@ func TestBedLogs(t *testing.T) {
 		se.Top[1] != (EndpointLatency{"GET /api/users/{id}", 280, 60}) ||
 		se.Top[2] != (EndpointLatency{"GET /healthz", 2, 60}) {
 		t.Errorf("slowEndpoints top: %+v", se.Top)
-	}
-	if f := se.Fields(); f["top"].([]any)[0].(map[string]any)["p95Ms"] != 2600.0 {
-		t.Errorf("fields: %v", f)
 	}
 }
 

@@ -2,58 +2,90 @@ package probe
 
 import (
 	"encoding/json"
-	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestFieldsContract pins the CEL-facing names and types shared with the
-// policy engine.
-func TestFieldsContract(t *testing.T) {
-	now := time.Now()
-	tests := []struct {
-		ev   Evidence
-		want map[string]string // field → Go type
-	}{
-		{RolloutHistoryEvidence{Revisions: []Revision{{Revision: 1, CreatedAt: now}}}, map[string]string{
-			"revisions": "[]interface {}", "currentRevision": "int64", "newestRolloutAge": "time.Duration", "inProgress": "bool"}},
-		{PodStatusEvidence{Pods: []PodInfo{{}}}, map[string]string{
-			"ready": "int64", "total": "int64", "restarts": "int64", "oomKilled": "int64", "crashLooping": "int64", "pods": "[]interface {}"}},
-		{ResourcesEvidence{}, map[string]string{
-			"available": "bool", "reason": "string", "cpuNearLimitPercent": "int64", "memoryNearLimitPercent": "int64", "containers": "[]interface {}"}},
-		{ErrorDistributionEvidence{}, map[string]string{"total": "int64", "top": "[]interface {}"}},
-		{SlowEndpointsEvidence{}, map[string]string{"top": "[]interface {}"}},
-		{PrometheusEvidence{}, map[string]string{
-			"value": "float64", "available": "bool", "samples": "int64", "first": "float64", "last": "float64", "slopePerMinute": "float64"}},
-		{DependenciesEvidence{}, map[string]string{"allReachable": "bool", "unreachable": "[]interface {}", "checks": "[]interface {}"}},
+// evidenceTypes are the evidence struct types by probe name: the contract
+// shared with the policy engine (policy.DefaultCatalog declares the same).
+var evidenceTypes = map[string]reflect.Type{
+	"rolloutHistory":    reflect.TypeFor[RolloutHistoryEvidence](),
+	"podStatus":         reflect.TypeFor[PodStatusEvidence](),
+	"resources":         reflect.TypeFor[ResourcesEvidence](),
+	"errorDistribution": reflect.TypeFor[ErrorDistributionEvidence](),
+	"slowEndpoints":     reflect.TypeFor[SlowEndpointsEvidence](),
+	"prometheus":        reflect.TypeFor[PrometheusEvidence](),
+	"dependencies":      reflect.TypeFor[DependenciesEvidence](),
+}
+
+// TestEvidenceCELTags: every exported field of every evidence struct (and of
+// the structs it contains) has a `cel` tag equal to its JSON name, and a type
+// cel-go native types support. An embedded struct without a JSON name is
+// flattened by both, so its own fields are checked instead.
+func TestEvidenceCELTags(t *testing.T) {
+	var names []string
+	for n := range evidenceTypes {
+		names = append(names, n)
 	}
-	for _, tt := range tests {
-		f := tt.ev.Fields()
-		var bad []string
-		for k, typ := range tt.want {
-			v, ok := f[k]
-			if got := typeName(v); !ok || got != typ {
-				bad = append(bad, k+": "+got+" want "+typ)
-			}
-		}
-		sort.Strings(bad)
-		if len(bad) > 0 {
-			t.Errorf("%T: %s", tt.ev, strings.Join(bad, "; "))
-		}
-		if _, err := json.Marshal(tt.ev); err != nil {
-			t.Errorf("%T: json: %v", tt.ev, err)
-		}
+	sort.Strings(names)
+	if got, want := strings.Join(names, " "), strings.Join(Names(), " "); got != want {
+		t.Errorf("evidence types for %s, probes are %s", got, want)
 	}
-	f := RolloutHistoryEvidence{Revisions: []Revision{{Revision: 1, CreatedAt: now}}}.Fields()
-	rev := f["revisions"].([]any)[0].(map[string]any)
-	if _, ok := rev["createdAt"].(time.Time); !ok || rev["revision"] != int64(1) {
-		t.Errorf("revision fields: %v", rev)
+	seen := map[reflect.Type]bool{}
+	for _, n := range names {
+		checkCELTags(t, evidenceTypes[n], evidenceTypes[n].Name(), seen)
+		if _, err := json.Marshal(reflect.New(evidenceTypes[n]).Elem().Interface()); err != nil {
+			t.Errorf("%s: json: %v", n, err)
+		}
 	}
 }
 
-func typeName(v any) string { return fmt.Sprintf("%T", v) }
+func checkCELTags(t *testing.T, st reflect.Type, path string, seen map[reflect.Type]bool) {
+	t.Helper()
+	if seen[st] {
+		return
+	}
+	seen[st] = true
+	for i := range st.NumField() {
+		f := st.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		jsonName, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && jsonName == "" && f.Type.Kind() == reflect.Struct {
+			if _, tagged := f.Tag.Lookup("cel"); tagged {
+				t.Errorf("%s.%s: embedded struct has a cel tag; it is flattened", path, f.Name)
+			}
+			checkCELTags(t, f.Type, path+"."+f.Name, seen)
+			continue
+		}
+		cel, ok := f.Tag.Lookup("cel")
+		if !ok || cel == "" || cel != jsonName {
+			t.Errorf("%s.%s: cel tag %q, json name %q: want both, equal", path, f.Name, cel, jsonName)
+		}
+		checkCELType(t, f.Type, path+"."+f.Name, seen)
+	}
+}
+
+func checkCELType(t *testing.T, ft reflect.Type, path string, seen map[reflect.Type]bool) {
+	t.Helper()
+	switch ft {
+	case reflect.TypeFor[time.Time](), reflect.TypeFor[time.Duration]():
+		return
+	}
+	switch ft.Kind() {
+	case reflect.Bool, reflect.Int64, reflect.Float64, reflect.String:
+	case reflect.Slice:
+		checkCELType(t, ft.Elem(), path+"[]", seen)
+	case reflect.Struct:
+		checkCELTags(t, ft, path, seen)
+	default:
+		t.Errorf("%s: type %s is not one the policy engine supports (int64, float64, bool, string, time.Time, time.Duration, slices, structs)", path, ft)
+	}
+}
 
 func TestRegistry(t *testing.T) {
 	want := "dependencies errorDistribution podStatus prometheus resources rolloutHistory slowEndpoints"

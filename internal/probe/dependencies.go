@@ -31,30 +31,17 @@ func (Dependencies) Name() string { return "dependencies" }
 
 // Check is one endpoint's result.
 type Check struct {
-	Endpoint  string  `json:"endpoint"`
-	OK        bool    `json:"ok"`
-	LatencyMs float64 `json:"latencyMs"`
-	Error     string  `json:"error,omitempty"`
+	Endpoint  string  `cel:"endpoint" json:"endpoint"`
+	OK        bool    `cel:"ok" json:"ok"`
+	LatencyMs float64 `cel:"latencyMs" json:"latencyMs"`
+	Error     string  `cel:"error" json:"error,omitempty"`
 }
 
 // DependenciesEvidence is the dependencies probe's evidence.
 type DependenciesEvidence struct {
-	AllReachable bool     `json:"allReachable"`
-	Unreachable  []string `json:"unreachable"`
-	Checks       []Check  `json:"checks"` // in the order of the endpoints parameter
-}
-
-// Fields is the CEL view.
-func (e DependenciesEvidence) Fields() map[string]any {
-	un := make([]any, 0, len(e.Unreachable))
-	for _, u := range e.Unreachable {
-		un = append(un, u)
-	}
-	cs := make([]any, 0, len(e.Checks))
-	for _, c := range e.Checks {
-		cs = append(cs, map[string]any{"endpoint": c.Endpoint, "ok": c.OK, "latencyMs": c.LatencyMs, "error": c.Error})
-	}
-	return map[string]any{"allReachable": e.AllReachable, "unreachable": un, "checks": cs}
+	AllReachable bool     `cel:"allReachable" json:"allReachable"`
+	Unreachable  []string `cel:"unreachable" json:"unreachable"`
+	Checks       []Check  `cel:"checks" json:"checks"` // in the order of the endpoints parameter
 }
 
 const maxDependencyEndpoints = 32

@@ -4,7 +4,8 @@
 // Every probe reads through the identity it is given (the remediator's
 // least-privilege client), declares the RBAC it needs (Needs; Rules and
 // AllRules merge them for deploy RBAC), runs under its own timeout and
-// returns typed evidence whose Fields map is what CEL conditions see.
+// returns typed evidence: its own struct, whose `cel` tags (equal to the JSON
+// names) are the field names CEL conditions see.
 // RunAll runs steps concurrently; a failing, timed-out or panicking probe is
 // that step's error and never aborts the others.
 //

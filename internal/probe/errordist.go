@@ -24,26 +24,15 @@ func (ErrorDistribution) Needs() []Permission {
 
 // MessageCount is one entry of an error distribution.
 type MessageCount struct {
-	Message string `json:"message"`
-	Count   int64  `json:"count"`
+	Message string `cel:"message" json:"message"`
+	Count   int64  `cel:"count" json:"count"`
 }
 
 // ErrorDistributionEvidence is the errorDistribution probe's evidence.
 type ErrorDistributionEvidence struct {
-	Total int64          `json:"total"` // error lines
-	Top   []MessageCount `json:"top"`   // by count desc, then message
+	Total int64          `cel:"total" json:"total"` // error lines
+	Top   []MessageCount `cel:"top" json:"top"`     // by count desc, then message
 	LogStats
-}
-
-// Fields is the CEL view.
-func (e ErrorDistributionEvidence) Fields() map[string]any {
-	top := make([]any, 0, len(e.Top))
-	for _, m := range e.Top {
-		top = append(top, map[string]any{"message": m.Message, "count": m.Count})
-	}
-	f := map[string]any{"total": e.Total, "top": top}
-	e.LogStats.fields(f)
-	return f
 }
 
 // Run reads the logs. Parameters: since (duration) or sinceSeconds (int),

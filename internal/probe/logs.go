@@ -73,17 +73,9 @@ func parseLogOptions(p Params, withPattern bool) (logOptions, error) {
 
 // LogStats says how much was read.
 type LogStats struct {
-	Pods   int64    `json:"pods"`   // pods whose logs were read
-	Lines  int64    `json:"lines"`  // lines read
-	Failed []string `json:"failed"` // "pod/container: error" for logs that could not be read
-}
-
-func (s LogStats) fields(m map[string]any) {
-	failed := make([]any, 0, len(s.Failed))
-	for _, f := range s.Failed {
-		failed = append(failed, f)
-	}
-	m["podsRead"], m["linesRead"], m["failed"] = s.Pods, s.Lines, failed
+	Pods   int64    `cel:"pods" json:"pods"`     // pods whose logs were read
+	Lines  int64    `cel:"lines" json:"lines"`   // lines read
+	Failed []string `cel:"failed" json:"failed"` // "pod/container: error" for logs that could not be read
 }
 
 // readLogs streams the recent log lines of every container of the target's

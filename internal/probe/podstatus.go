@@ -21,34 +21,20 @@ func (PodStatus) Needs() []Permission { return []Permission{permDeployGet, permP
 
 // PodInfo is one pod in PodStatusEvidence.
 type PodInfo struct {
-	Name                  string `json:"name"`
-	Ready                 bool   `json:"ready"`
-	Restarts              int64  `json:"restarts"`
-	LastTerminationReason string `json:"lastTerminationReason"`
+	Name                  string `cel:"name" json:"name"`
+	Ready                 bool   `cel:"ready" json:"ready"`
+	Restarts              int64  `cel:"restarts" json:"restarts"`
+	LastTerminationReason string `cel:"lastTerminationReason" json:"lastTerminationReason"`
 }
 
 // PodStatusEvidence is the podStatus probe's evidence.
 type PodStatusEvidence struct {
-	Ready        int64     `json:"ready"`
-	Total        int64     `json:"total"`
-	Restarts     int64     `json:"restarts"`     // sum over all containers
-	OOMKilled    int64     `json:"oomKilled"`    // pods with a container last terminated OOMKilled
-	CrashLooping int64     `json:"crashLooping"` // pods with a container waiting in CrashLoopBackOff
-	Pods         []PodInfo `json:"pods"`
-}
-
-// Fields is the CEL view.
-func (e PodStatusEvidence) Fields() map[string]any {
-	pods := make([]any, 0, len(e.Pods))
-	for _, p := range e.Pods {
-		pods = append(pods, map[string]any{
-			"name": p.Name, "ready": p.Ready, "restarts": p.Restarts, "lastTerminationReason": p.LastTerminationReason,
-		})
-	}
-	return map[string]any{
-		"ready": e.Ready, "total": e.Total, "restarts": e.Restarts,
-		"oomKilled": e.OOMKilled, "crashLooping": e.CrashLooping, "pods": pods,
-	}
+	Ready        int64     `cel:"ready" json:"ready"`
+	Total        int64     `cel:"total" json:"total"`
+	Restarts     int64     `cel:"restarts" json:"restarts"`         // sum over all containers
+	OOMKilled    int64     `cel:"oomKilled" json:"oomKilled"`       // pods with a container last terminated OOMKilled
+	CrashLooping int64     `cel:"crashLooping" json:"crashLooping"` // pods with a container waiting in CrashLoopBackOff
+	Pods         []PodInfo `cel:"pods" json:"pods"`
 }
 
 // Run lists the target's pods. It takes no parameters.

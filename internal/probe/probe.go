@@ -39,13 +39,12 @@ func (t Target) Validate() error {
 	return nil
 }
 
-// Evidence is what a probe found. Each probe has its own struct type (with
-// JSON tags); Fields is the CEL-facing view: durations as time.Duration,
-// timestamps as time.Time, integers as int64, floats as float64 and lists as
-// []any of map[string]any (or of string).
-type Evidence interface {
-	Fields() map[string]any
-}
+// Evidence is what a probe found: a value of the probe's own evidence struct
+// (RolloutHistoryEvidence, PodStatusEvidence, ...). The structs are the
+// contract with the policy engine: their `cel` tags, equal to their JSON
+// names, are the field names CEL conditions use (cel-go native types; an
+// embedded struct such as LogStats is flattened, as in JSON).
+type Evidence = any
 
 // Probe is one diagnosis step.
 type Probe interface {

@@ -31,28 +31,19 @@ func (Prometheus) Name() string { return "prometheus" }
 // of the first series. Available is false (with Reason) when the query
 // returned no usable sample.
 type PrometheusEvidence struct {
-	Query     string  `json:"query"`
-	Mode      string  `json:"mode"` // "instant" or "range"
-	Value     float64 `json:"value"`
-	Available bool    `json:"available"`
-	Reason    string  `json:"reason,omitempty"`
-	Samples   int64   `json:"samples"` // series (instant) or points of the first series (range)
-	Series    int64   `json:"series"`
+	Query     string  `cel:"query" json:"query"`
+	Mode      string  `cel:"mode" json:"mode"` // "instant" or "range"
+	Value     float64 `cel:"value" json:"value"`
+	Available bool    `cel:"available" json:"available"`
+	Reason    string  `cel:"reason" json:"reason,omitempty"`
+	Samples   int64   `cel:"samples" json:"samples"` // series (instant) or points of the first series (range)
+	Series    int64   `cel:"series" json:"series"`
 	// Range mode: first and last point of the first series and the
 	// least-squares slope of its points, per minute.
-	First          float64  `json:"first"`
-	Last           float64  `json:"last"`
-	SlopePerMinute float64  `json:"slopePerMinute"`
-	Warnings       []string `json:"warnings,omitempty"`
-}
-
-// Fields is the CEL view.
-func (e PrometheusEvidence) Fields() map[string]any {
-	return map[string]any{
-		"query": e.Query, "mode": e.Mode, "value": e.Value, "available": e.Available, "reason": e.Reason,
-		"samples": e.Samples, "series": e.Series,
-		"first": e.First, "last": e.Last, "slopePerMinute": e.SlopePerMinute,
-	}
+	First          float64  `cel:"first" json:"first"`
+	Last           float64  `cel:"last" json:"last"`
+	SlopePerMinute float64  `cel:"slopePerMinute" json:"slopePerMinute"`
+	Warnings       []string `cel:"warnings" json:"warnings,omitempty"`
 }
 
 // RenderQuery expands {{.Namespace}}, {{.Name}} and {{.Kind}} in query.

@@ -34,59 +34,34 @@ func (Resources) Needs() []Permission {
 // ContainerResources are one container's requests and limits; empty string
 // and 0 mean not set.
 type ContainerResources struct {
-	Name               string `json:"name"`
-	CPURequest         string `json:"cpuRequest"`
-	CPULimit           string `json:"cpuLimit"`
-	MemoryRequest      string `json:"memoryRequest"`
-	MemoryLimit        string `json:"memoryLimit"`
-	CPURequestMillis   int64  `json:"cpuRequestMillis"`
-	CPULimitMillis     int64  `json:"cpuLimitMillis"`
-	MemoryRequestBytes int64  `json:"memoryRequestBytes"`
-	MemoryLimitBytes   int64  `json:"memoryLimitBytes"`
+	Name               string `cel:"name" json:"name"`
+	CPURequest         string `cel:"cpuRequest" json:"cpuRequest"`
+	CPULimit           string `cel:"cpuLimit" json:"cpuLimit"`
+	MemoryRequest      string `cel:"memoryRequest" json:"memoryRequest"`
+	MemoryLimit        string `cel:"memoryLimit" json:"memoryLimit"`
+	CPURequestMillis   int64  `cel:"cpuRequestMillis" json:"cpuRequestMillis"`
+	CPULimitMillis     int64  `cel:"cpuLimitMillis" json:"cpuLimitMillis"`
+	MemoryRequestBytes int64  `cel:"memoryRequestBytes" json:"memoryRequestBytes"`
+	MemoryLimitBytes   int64  `cel:"memoryLimitBytes" json:"memoryLimitBytes"`
 }
 
 // PodUsage is one pod's usage against its limits (only when available).
 type PodUsage struct {
-	Name               string  `json:"name"`
-	CPUMillis          int64   `json:"cpuMillis"`
-	MemoryBytes        int64   `json:"memoryBytes"`
-	CPULimitPercent    float64 `json:"cpuLimitPercent"`    // 0 when no CPU limit
-	MemoryLimitPercent float64 `json:"memoryLimitPercent"` // 0 when no memory limit
+	Name               string  `cel:"name" json:"name"`
+	CPUMillis          int64   `cel:"cpuMillis" json:"cpuMillis"`
+	MemoryBytes        int64   `cel:"memoryBytes" json:"memoryBytes"`
+	CPULimitPercent    float64 `cel:"cpuLimitPercent" json:"cpuLimitPercent"`       // 0 when no CPU limit
+	MemoryLimitPercent float64 `cel:"memoryLimitPercent" json:"memoryLimitPercent"` // 0 when no memory limit
 }
 
 // ResourcesEvidence is the resources probe's evidence.
 type ResourcesEvidence struct {
-	Containers             []ContainerResources `json:"containers"`
-	Available              bool                 `json:"available"`
-	Reason                 string               `json:"reason,omitempty"` // why usage is unavailable
-	CPUNearLimitPercent    int64                `json:"cpuNearLimitPercent"`
-	MemoryNearLimitPercent int64                `json:"memoryNearLimitPercent"`
-	Pods                   []PodUsage           `json:"pods"`
-}
-
-// Fields is the CEL view.
-func (e ResourcesEvidence) Fields() map[string]any {
-	cs := make([]any, 0, len(e.Containers))
-	for _, c := range e.Containers {
-		cs = append(cs, map[string]any{
-			"name": c.Name, "cpuRequest": c.CPURequest, "cpuLimit": c.CPULimit,
-			"memoryRequest": c.MemoryRequest, "memoryLimit": c.MemoryLimit,
-			"cpuRequestMillis": c.CPURequestMillis, "cpuLimitMillis": c.CPULimitMillis,
-			"memoryRequestBytes": c.MemoryRequestBytes, "memoryLimitBytes": c.MemoryLimitBytes,
-		})
-	}
-	pods := make([]any, 0, len(e.Pods))
-	for _, p := range e.Pods {
-		pods = append(pods, map[string]any{
-			"name": p.Name, "cpuMillis": p.CPUMillis, "memoryBytes": p.MemoryBytes,
-			"cpuLimitPercent": p.CPULimitPercent, "memoryLimitPercent": p.MemoryLimitPercent,
-		})
-	}
-	return map[string]any{
-		"containers": cs, "available": e.Available, "reason": e.Reason,
-		"cpuNearLimitPercent": e.CPUNearLimitPercent, "memoryNearLimitPercent": e.MemoryNearLimitPercent,
-		"pods": pods,
-	}
+	Containers             []ContainerResources `cel:"containers" json:"containers"`
+	Available              bool                 `cel:"available" json:"available"`
+	Reason                 string               `cel:"reason" json:"reason,omitempty"` // why usage is unavailable
+	CPUNearLimitPercent    int64                `cel:"cpuNearLimitPercent" json:"cpuNearLimitPercent"`
+	MemoryNearLimitPercent int64                `cel:"memoryNearLimitPercent" json:"memoryNearLimitPercent"`
+	Pods                   []PodUsage           `cel:"pods" json:"pods"`
 }
 
 // Run reads the pod template and, if served, metrics.k8s.io. Parameter

@@ -34,38 +34,20 @@ func (RolloutHistory) Needs() []Permission { return []Permission{permDeployGet, 
 
 // Revision is one Deployment revision (one ReplicaSet).
 type Revision struct {
-	Revision    int64     `json:"revision"`
-	Image       string    `json:"image"` // images of the pod template, comma-separated in container order
-	ChangeCause string    `json:"changeCause"`
-	CreatedAt   time.Time `json:"createdAt"`
-	ReplicaSet  string    `json:"replicaSet"`
+	Revision    int64     `cel:"revision" json:"revision"`
+	Image       string    `cel:"image" json:"image"` // images of the pod template, comma-separated in container order
+	ChangeCause string    `cel:"changeCause" json:"changeCause"`
+	CreatedAt   time.Time `cel:"createdAt" json:"createdAt"`
+	ReplicaSet  string    `cel:"replicaSet" json:"replicaSet"`
 }
 
 // RolloutHistoryEvidence is the rolloutHistory probe's evidence.
 type RolloutHistoryEvidence struct {
-	Revisions        []Revision    `json:"revisions"` // newest first
-	CurrentRevision  int64         `json:"currentRevision"`
-	NewestRolloutAge time.Duration `json:"newestRolloutAge"` // nanoseconds in JSON
-	InProgress       bool          `json:"inProgress"`
-	Status           string        `json:"status"` // kubectl-style rollout status message
-}
-
-// Fields is the CEL view.
-func (e RolloutHistoryEvidence) Fields() map[string]any {
-	revs := make([]any, 0, len(e.Revisions))
-	for _, r := range e.Revisions {
-		revs = append(revs, map[string]any{
-			"revision": r.Revision, "image": r.Image, "changeCause": r.ChangeCause,
-			"createdAt": r.CreatedAt, "replicaSet": r.ReplicaSet,
-		})
-	}
-	return map[string]any{
-		"revisions":        revs,
-		"currentRevision":  e.CurrentRevision,
-		"newestRolloutAge": e.NewestRolloutAge,
-		"inProgress":       e.InProgress,
-		"status":           e.Status,
-	}
+	Revisions        []Revision    `cel:"revisions" json:"revisions"` // newest first
+	CurrentRevision  int64         `cel:"currentRevision" json:"currentRevision"`
+	NewestRolloutAge time.Duration `cel:"newestRolloutAge" json:"newestRolloutAge"` // nanoseconds in JSON
+	InProgress       bool          `cel:"inProgress" json:"inProgress"`
+	Status           string        `cel:"status" json:"status"` // kubectl-style rollout status message
 }
 
 // MarshalJSON keeps the typed fields and adds newestRolloutAgeSeconds for people.

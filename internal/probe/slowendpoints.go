@@ -24,27 +24,16 @@ func (SlowEndpoints) Needs() []Permission {
 
 // EndpointLatency is one endpoint's latency.
 type EndpointLatency struct {
-	Endpoint string  `json:"endpoint"`
-	P95Ms    float64 `json:"p95Ms"` // nearest-rank p95 (see Percentile)
-	Count    int64   `json:"count"`
+	Endpoint string  `cel:"endpoint" json:"endpoint"`
+	P95Ms    float64 `cel:"p95Ms" json:"p95Ms"` // nearest-rank p95 (see Percentile)
+	Count    int64   `cel:"count" json:"count"`
 }
 
 // SlowEndpointsEvidence is the slowEndpoints probe's evidence.
 type SlowEndpointsEvidence struct {
-	Top     []EndpointLatency `json:"top"`     // by p95 desc, then endpoint
-	Samples int64             `json:"samples"` // timed lines seen
+	Top     []EndpointLatency `cel:"top" json:"top"`         // by p95 desc, then endpoint
+	Samples int64             `cel:"samples" json:"samples"` // timed lines seen
 	LogStats
-}
-
-// Fields is the CEL view.
-func (e SlowEndpointsEvidence) Fields() map[string]any {
-	top := make([]any, 0, len(e.Top))
-	for _, m := range e.Top {
-		top = append(top, map[string]any{"endpoint": m.Endpoint, "p95Ms": m.P95Ms, "count": m.Count})
-	}
-	f := map[string]any{"top": top, "samples": e.Samples}
-	e.LogStats.fields(f)
-	return f
 }
 
 // Run reads the logs. Parameters as errorDistribution, without pattern.
