@@ -1,0 +1,78 @@
+package planner
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/remediator/remediator/internal/policy"
+	"github.com/remediator/remediator/internal/probe"
+	"github.com/remediator/remediator/internal/testbed"
+)
+
+// HighMemoryUsage on the bed: one of three pods had a container
+// OOMKilled (set through the pod status subresource, as the kubelet
+// would) → the plan deletes the OOMKilled pods, at priority P2 for a
+// warning. With most pods not ready, deleting would go below the healthy
+// bound, so the plan escalates instead.
+func TestPlanHighMemoryUsageOnTheBed(t *testing.T) {
+	env := testbed.Get(t)
+	ns := env.NewNamespace()
+	env.ApplyDemo(ns)
+	env.GrantRemediator(ns, probe.AllRules()...)
+	ctx := context.Background()
+	admin := env.AdminClient()
+	pods, err := testbed.ReadyPods(ctx, admin, ns, "app="+testbed.DemoDeployment)
+	if err != nil || len(pods) != 3 {
+		t.Fatalf("pods: %v %d", err, len(pods))
+	}
+	setStatus := func(p corev1.Pod, oom, ready bool) {
+		t.Helper()
+		cur, err := admin.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := &cur.Status.ContainerStatuses[0]
+		if oom {
+			cs.RestartCount = 2
+			cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				Reason: "OOMKilled", ExitCode: 137, FinishedAt: metav1.NewTime(time.Now().Add(-time.Minute))}}
+		}
+		cs.Ready = ready
+		for i := range cur.Status.Conditions {
+			if cur.Status.Conditions[i].Type == corev1.PodReady || cur.Status.Conditions[i].Type == corev1.ContainersReady {
+				cur.Status.Conditions[i].Status = map[bool]corev1.ConditionStatus{true: corev1.ConditionTrue, false: corev1.ConditionFalse}[ready]
+			}
+		}
+		if _, err := admin.CoreV1().Pods(ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := shippedPolicies(t, "127.0.0.1:1")
+	p := &Planner{Policies: func() *policy.Set { return set }, Probes: probe.New(probe.Config{Kube: env.RemediatorClient()}),
+		Kube: env.RemediatorClient()}
+	a := alert("HighMemoryUsage", ns)
+	a.Labels["severity"] = "warning"
+
+	setStatus(pods[0], true, true)
+	plan, err := p.Plan(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := plan.Decision; plan.Policy != "high-memory-usage" || d.Remedy != "delete-oom-killed-pods" || d.Action != "delete-pod" || d.Priority != "P2" {
+		t.Fatalf("one OOMKilled pod: %+v %+v", plan, d)
+	}
+
+	setStatus(pods[1], false, false)
+	setStatus(pods[2], false, false)
+	plan, err = p.Plan(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := plan.Decision; d.Action != "escalate" || !d.Escalated {
+		t.Fatalf("most pods not ready: %+v", d)
+	}
+}
