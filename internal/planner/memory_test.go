@@ -19,10 +19,7 @@ import (
 // warning. With most pods not ready, deleting would go below the healthy
 // bound, so the plan escalates instead.
 func TestPlanHighMemoryUsageOnTheBed(t *testing.T) {
-	env := testbed.Get(t)
-	ns := env.NewNamespace()
-	env.ApplyDemo(ns)
-	env.GrantRemediator(ns, probe.AllRules()...)
+	env, ns := demoNamespace(t)
 	ctx := context.Background()
 	admin := env.AdminClient()
 	pods, err := testbed.ReadyPods(ctx, admin, ns, "app="+testbed.DemoDeployment)

@@ -73,6 +73,17 @@ func downAddr(t *testing.T) string {
 	return addr
 }
 
+// demoNamespace is a fresh namespace running platform-service, with the
+// remediator granted exactly what its probes declare they need.
+func demoNamespace(t *testing.T) (*testbed.Env, string) {
+	t.Helper()
+	env := testbed.Get(t)
+	ns := env.NewNamespace()
+	env.ApplyDemo(ns)
+	env.GrantRemediator(ns, probe.AllRules()...)
+	return env, ns
+}
+
 func alert(name, ns string) policy.Alert {
 	return policy.Alert{Status: "firing", StartsAt: time.Now().Add(-5 * time.Minute),
 		Labels: map[string]string{"alertname": name, "namespace": ns, "deployment": testbed.DemoDeployment, "severity": "critical"}}
@@ -83,10 +94,7 @@ func alert(name, ns string) policy.Alert {
 // errors in the logs → rollback; the same state with a dependency down →
 // escalate and no action.
 func TestPlanHighErrorRateOnTheBed(t *testing.T) {
-	env := testbed.Get(t)
-	ns := env.NewNamespace()
-	env.ApplyDemo(ns)
-	env.GrantRemediator(ns, probe.AllRules()...)
+	env, ns := demoNamespace(t)
 	ctx := context.Background()
 	admin := env.AdminClient()
 
