@@ -1,0 +1,35 @@
+package action
+
+import (
+	"context"
+
+	"github.com/remediator/remediator/internal/probe"
+)
+
+// EscalateChange records who the incident is handed to.
+type EscalateChange struct {
+	To string `json:"to"`
+}
+
+// Escalate changes nothing: it hands the incident to people.
+type Escalate struct{}
+
+func (*Escalate) Name() string { return "escalate" }
+
+func (*Escalate) Needs() []probe.Permission { return nil }
+
+// Plan never fails on the cluster's state: escalation must stay possible.
+func (a *Escalate) Plan(_ context.Context, t probe.Target, p Params) (Change, error) {
+	to, err := p.String("to", "")
+	if err != nil {
+		return Change{}, err
+	}
+	if to == "" {
+		to = "by priority"
+	}
+	return Change{Action: a.Name(), Target: t, Summary: "no change: hand to people (" + to + ")",
+		Escalate: &EscalateChange{To: to}}, nil
+}
+
+// Check has nothing to verify: escalation reads and changes nothing.
+func (*Escalate) Check(context.Context, probe.Target, Change) []Block { return nil }
