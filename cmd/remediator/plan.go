@@ -45,7 +45,8 @@ func newPlanCmd() *cobra.Command {
 			if kubeErr != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning: no Kubernetes client, cluster probes are not run:", kubeErr)
 			}
-			p := &planner.Planner{Policies: func() *policy.Set { return set }, Probes: probes(kube, prometheusURL), Kube: kube}
+			p := &planner.Planner{Policies: func() *policy.Set { return set }, Probes: probes(kube, prometheusURL), Kube: kube,
+				Actions: actions(kube)}
 			var out []alertPlan
 			for _, a := range n.Alerts {
 				pa := policy.Alert{Status: a.Status, Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt}
@@ -140,6 +141,15 @@ func renderPlans(w io.Writer, plans []alertPlan) error {
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if p.Change != nil {
+			fmt.Fprintf(w, "Change:     %s\n", p.Change.Summary)
+		}
+		if p.ChangeError != "" {
+			fmt.Fprintf(w, "Change:     cannot be planned: %s\n", oneLine(p.ChangeError))
+		}
+		for _, b := range p.Blocks {
+			fmt.Fprintf(w, "Pre-flight: %s\n", b)
 		}
 		fmt.Fprintf(w, "Decision:   %s\n", planner.Summary(p, "dry-run"))
 	}

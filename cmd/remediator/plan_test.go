@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/planner"
 	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/probe"
@@ -30,6 +31,8 @@ func TestRenderPlansGolden(t *testing.T) {
 					{Name: "rollback-recent-rollout", When: "dependencies.allReachable &&\n errorDistribution.total > 0", Value: true},
 					{Name: "scale-out", When: "resources.available", Value: false, Error: "no such key: resources"},
 				}},
+			Change: &action.Change{Action: "rollback", Summary: "rollback deployment prod/platform-service revision 2 → 1 (image registry.example/platform-service:v1.1.0 → registry.example/platform-service:v1.0.0)"},
+			Blocks: []action.Block{{Guard: "rbac", Reason: "cannot patch deployments in namespace prod"}},
 		}},
 		{Alert: policy.Alert{Status: "resolved", Labels: labels, StartsAt: start}, Skipped: "alert is resolved: the service never acts on a resolved alert"},
 		{Alert: policy.Alert{Status: "firing", Labels: map[string]string{"alertname": "Watchdog"}, StartsAt: start},

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/config"
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/pipeline"
@@ -197,6 +198,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Policies: reloader.Current,
 		Probes:   probes(kube, cfg.Prometheus.URL),
 		Kube:     kube,
+		Actions:  actions(kube),
 	}
 	st, err := open.Open(ctx, cfg.Store)
 	if err != nil {
@@ -377,6 +379,15 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	}
 	rc.UserAgent = "remediator/" + version.Version
 	return kubernetes.NewForConfig(rc)
+}
+
+// actions are the remediation actions, for planning exact changes and their
+// pre-flight checks; none without a cluster client.
+func actions(kube kubernetes.Interface) map[string]action.Action {
+	if kube == nil {
+		return nil
+	}
+	return action.New(kube)
 }
 
 // probes wires the probes to their sources. Without a Kubernetes client only

@@ -28,6 +28,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/testbed"
 )
@@ -136,8 +137,11 @@ func run(ctx context.Context) error {
 	fmt.Printf("    deployment/%s: revision %s, image %s, %d pods logging errors\n", d.Name,
 		d.Annotations["deployment.kubernetes.io/revision"], d.Spec.Template.Spec.Containers[0].Image, len(pods))
 
-	say("granting remediator's ServiceAccount read access for its probes (least privilege)")
+	say("granting remediator's ServiceAccount what its probes and actions declare they need (least privilege)")
 	if err := bed.GrantRemediator(ctx, ns, "remediator-probes", probe.AllRules()...); err != nil {
+		return err
+	}
+	if err := bed.GrantRemediator(ctx, ns, "remediator-actions", action.Rules(actionList(action.New(kc))...)...); err != nil {
 		return err
 	}
 	// The runbook's dependencies (database:5432, redis:6379) stand in here
@@ -289,6 +293,14 @@ func acceptAndClose(ln net.Listener) {
 		}
 		c.Close()
 	}
+}
+
+func actionList(m map[string]action.Action) []action.Action {
+	out := make([]action.Action, 0, len(m))
+	for _, a := range m {
+		out = append(out, a)
+	}
+	return out
 }
 
 func mustJSON(v any) string {

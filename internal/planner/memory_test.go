@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/testbed"
@@ -50,7 +51,7 @@ func TestPlanHighMemoryUsageOnTheBed(t *testing.T) {
 	}
 	set := shippedPolicies(t, "127.0.0.1:1")
 	p := &Planner{Policies: func() *policy.Set { return set }, Probes: probe.New(probe.Config{Kube: env.RemediatorClient()}),
-		Kube: env.RemediatorClient()}
+		Kube: env.RemediatorClient(), Actions: action.New(env.RemediatorClient())}
 	a := alert("HighMemoryUsage", ns)
 	a.Labels["severity"] = "warning"
 
@@ -61,6 +62,9 @@ func TestPlanHighMemoryUsageOnTheBed(t *testing.T) {
 	}
 	if d := plan.Decision; plan.Policy != "high-memory-usage" || d.Remedy != "delete-oom-killed-pods" || d.Action != "delete-pod" || d.Priority != "P2" {
 		t.Fatalf("one OOMKilled pod: %+v %+v", plan, d)
+	}
+	if c := plan.Change; c == nil || c.DeletePod == nil || c.DeletePod.Pod != pods[0].Name || len(plan.Blocks) != 0 {
+		t.Fatalf("change %+v blocks %v error %q", c, plan.Blocks, plan.ChangeError)
 	}
 
 	setStatus(pods[1], false, false)

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/probe"
 )
@@ -25,7 +26,10 @@ type Planner struct {
 	// Kube resolves a pod's owner Deployment for pod-labelled alerts; may be
 	// nil when no policy uses podLabel.
 	Kube kubernetes.Interface
-	Now  func() time.Time
+	// Actions by name (action.New): the chosen remedy's action plans its
+	// exact change and runs its read-only pre-flight. May be nil.
+	Actions map[string]action.Action
+	Now     func() time.Time
 }
 
 // Plan is the outcome of planning one alert.
@@ -41,6 +45,13 @@ type Plan struct {
 	TargetError string           `json:"targetError,omitempty"`
 	Evidence    []probe.Result   `json:"evidence,omitempty"`
 	Decision    *policy.Decision `json:"decision,omitempty"`
+	// Change is the exact change the chosen action would make; ChangeError
+	// says why it cannot be planned (no earlier revision, nothing to scale,
+	// too few healthy pods...). Blocks are the pre-flight checks that refuse
+	// it now (a rollout in progress, a missing RBAC verb).
+	Change      *action.Change `json:"change,omitempty"`
+	ChangeError string         `json:"changeError,omitempty"`
+	Blocks      []action.Block `json:"blocks,omitempty"`
 }
 
 // Plan matches, resolves the target, runs the diagnosis and evaluates the
@@ -104,7 +115,42 @@ func (p *Planner) Plan(ctx context.Context, a policy.Alert) (*Plan, error) {
 		return nil, err
 	}
 	plan.Decision = &d
+	p.planChange(ctx, plan, pol)
 	return plan, nil
+}
+
+// planChange asks the chosen action for its exact change and pre-flight.
+// Nothing is changed: both are read-only.
+func (p *Planner) planChange(ctx context.Context, plan *Plan, pol *policy.Policy) {
+	d := plan.Decision
+	if d.Action == "" || d.Action == "escalate" {
+		return
+	}
+	act, ok := p.Actions[d.Action]
+	if !ok {
+		plan.ChangeError = fmt.Sprintf("action %s is not configured on this service", d.Action)
+		return
+	}
+	params := action.Params{}
+	for k, v := range d.Params {
+		params[k] = v
+	}
+	// The policy's blast-radius settings bound the change.
+	if g := pol.Guards; g.MaxReplicas > 0 && d.Action == "scale" {
+		if _, set := params["max"]; !set {
+			params["max"] = int64(g.MaxReplicas)
+		}
+	}
+	if g := pol.Guards; g.MinHealthyPercent > 0 && d.Action == "delete-pod" {
+		params["minHealthyPercent"] = int64(g.MinHealthyPercent)
+	}
+	change, err := act.Plan(ctx, *plan.Target, params)
+	if err != nil {
+		plan.ChangeError = err.Error()
+		return
+	}
+	plan.Change = &change
+	plan.Blocks = act.Check(ctx, *plan.Target, change)
 }
 
 func (p *Planner) now() time.Time {

@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/testbed"
@@ -74,13 +75,17 @@ func downAddr(t *testing.T) string {
 }
 
 // demoNamespace is a fresh namespace running platform-service, with the
-// remediator granted exactly what its probes declare they need.
+// remediator granted exactly what its probes and actions declare they need.
 func demoNamespace(t *testing.T) (*testbed.Env, string) {
 	t.Helper()
 	env := testbed.Get(t)
 	ns := env.NewNamespace()
 	env.ApplyDemo(ns)
-	env.GrantRemediator(ns, probe.AllRules()...)
+	var acts []action.Action
+	for _, a := range action.New(env.RemediatorClient()) {
+		acts = append(acts, a)
+	}
+	env.GrantRemediator(ns, append(probe.AllRules(), action.Rules(acts...)...)...)
 	return env, ns
 }
 
@@ -131,7 +136,8 @@ func TestPlanHighErrorRateOnTheBed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			set := shippedPolicies(t, tt.dep)
-			p := &Planner{Policies: func() *policy.Set { return set }, Probes: probes, Kube: env.RemediatorClient()}
+			p := &Planner{Policies: func() *policy.Set { return set }, Probes: probes, Kube: env.RemediatorClient(),
+				Actions: action.New(env.RemediatorClient())}
 			plan, err := p.Plan(ctx, alert("HighErrorRate", ns))
 			if err != nil {
 				t.Fatal(err)
@@ -145,8 +151,19 @@ func TestPlanHighErrorRateOnTheBed(t *testing.T) {
 			if plan.Policy != "high-error-rate" || d.Remedy != tt.remedy || d.Action != tt.action || d.Priority != "P0" {
 				t.Fatalf("plan %+v decision %+v", plan, d)
 			}
-			if got := Summary(plan, "dry-run"); !strings.Contains(got, "would "+tt.action) {
-				t.Errorf("summary %q", got)
+			want := "would rollback deployment " + ns + "/platform-service revision 2 → 1"
+			if tt.action == "escalate" {
+				want = "escalate (P0): remedy dependency-down"
+			}
+			if got := Summary(plan, "dry-run"); !strings.Contains(got, want) {
+				t.Errorf("summary %q, want it to contain %q", got, want)
+			}
+			if tt.action == "rollback" {
+				c := plan.Change
+				if c == nil || c.Rollback == nil || c.Rollback.FromRevision != 2 || c.Rollback.ToRevision != 1 || len(plan.Blocks) != 0 ||
+					!strings.Contains(c.Summary, "v1.1.0-bad") || !strings.Contains(c.Summary, "v1.0.0") {
+					t.Fatalf("change %+v %+v blocks %v error %q", c, c.Rollback, plan.Blocks, plan.ChangeError)
+				}
 			}
 		})
 	}

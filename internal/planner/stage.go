@@ -3,6 +3,7 @@ package planner
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/pipeline"
@@ -43,7 +44,8 @@ func Stage(p *Planner) pipeline.Stage {
 			w.Record(EventDiagnosed, fmt.Sprintf("%d probes, %d failed", len(plan.Evidence), failed),
 				map[string]any{"evidence": plan.Evidence})
 		}
-		w.Record(EventPlanned, Summary(plan, w.Mode), map[string]any{"mode": w.Mode, "decision": plan.Decision, "target": plan.Target})
+		w.Record(EventPlanned, Summary(plan, w.Mode), map[string]any{"mode": w.Mode, "decision": plan.Decision, "target": plan.Target,
+			"change": plan.Change, "changeError": plan.ChangeError, "blocks": plan.Blocks})
 		return nil
 	})
 }
@@ -54,15 +56,30 @@ func Summary(plan *Plan, mode string) string {
 		return plan.Why
 	}
 	d := plan.Decision
-	if plan.TargetError != "" {
+	switch {
+	case plan.TargetError != "":
 		return fmt.Sprintf("escalate (%s): no target: %s", d.Priority, plan.TargetError)
-	}
-	if d.Escalated {
+	case d.Escalated:
 		return fmt.Sprintf("escalate (%s): no remedy condition of policy %s is true", d.Priority, plan.Policy)
+	case d.Action == "escalate":
+		return fmt.Sprintf("escalate (%s): remedy %s", d.Priority, d.Remedy)
+	case plan.ChangeError != "":
+		return fmt.Sprintf("escalate (%s): remedy %s chose %s, which cannot be planned: %s", d.Priority, d.Remedy, d.Action, plan.ChangeError)
 	}
-	verb := "would " + d.Action
+	what := d.Action + " " + plan.Target.String()
+	if plan.Change != nil {
+		what = plan.Change.Summary
+	}
+	if len(plan.Blocks) > 0 {
+		reasons := make([]string, 0, len(plan.Blocks))
+		for _, b := range plan.Blocks {
+			reasons = append(reasons, b.Guard+": "+b.Reason)
+		}
+		return fmt.Sprintf("blocked (%s): %s; the plan was: %s (remedy %s)", d.Priority, strings.Join(reasons, "; "), what, d.Remedy)
+	}
+	verb := "would " + what
 	if mode != "dry-run" {
-		verb = "plan: " + d.Action + " (not executed: this version does not act yet)"
+		verb = "plan: " + what + " (not executed: this version does not act yet)"
 	}
-	return fmt.Sprintf("%s %s (remedy %s, %s)", verb, plan.Target, d.Remedy, d.Priority)
+	return fmt.Sprintf("%s (remedy %s, %s)", verb, d.Remedy, d.Priority)
 }
