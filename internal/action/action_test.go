@@ -335,24 +335,11 @@ func TestDeletePodOnTheBed(t *testing.T) {
 	}
 	setStatus := func(p corev1.Pod, oom, ready bool) {
 		t.Helper()
-		cur, err := b.admin.CoreV1().Pods(b.ns).Get(ctx, p.Name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs := &cur.Status.ContainerStatuses[0]
+		h := testbed.PodHealth{Ready: ready}
 		if oom {
-			cs.RestartCount = 2
-			cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-				Reason: "OOMKilled", ExitCode: 137, FinishedAt: metav1.NewTime(time.Now().Add(-time.Minute))}}
+			h = testbed.PodHealth{Ready: ready, Restarts: 2, LastTermination: "OOMKilled", LastExitCode: 137}
 		}
-		cs.Ready = ready
-		st := map[bool]corev1.ConditionStatus{true: corev1.ConditionTrue, false: corev1.ConditionFalse}[ready]
-		for i := range cur.Status.Conditions {
-			if cur.Status.Conditions[i].Type == corev1.PodReady || cur.Status.Conditions[i].Type == corev1.ContainersReady {
-				cur.Status.Conditions[i].Status = st
-			}
-		}
-		if _, err := b.admin.CoreV1().Pods(b.ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		if err := testbed.SetPodHealth(ctx, b.admin, b.ns, p.Name, h); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,10 +3,8 @@ package planner
 import (
 	"context"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/policy"
@@ -29,23 +27,11 @@ func TestPlanHighMemoryUsageOnTheBed(t *testing.T) {
 	}
 	setStatus := func(p corev1.Pod, oom, ready bool) {
 		t.Helper()
-		cur, err := admin.CoreV1().Pods(ns).Get(ctx, p.Name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs := &cur.Status.ContainerStatuses[0]
+		h := testbed.PodHealth{Ready: ready}
 		if oom {
-			cs.RestartCount = 2
-			cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-				Reason: "OOMKilled", ExitCode: 137, FinishedAt: metav1.NewTime(time.Now().Add(-time.Minute))}}
+			h = testbed.PodHealth{Ready: ready, Restarts: 2, LastTermination: "OOMKilled", LastExitCode: 137}
 		}
-		cs.Ready = ready
-		for i := range cur.Status.Conditions {
-			if cur.Status.Conditions[i].Type == corev1.PodReady || cur.Status.Conditions[i].Type == corev1.ContainersReady {
-				cur.Status.Conditions[i].Status = map[bool]corev1.ConditionStatus{true: corev1.ConditionTrue, false: corev1.ConditionFalse}[ready]
-			}
-		}
-		if _, err := admin.CoreV1().Pods(ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
+		if err := testbed.SetPodHealth(ctx, admin, ns, p.Name, h); err != nil {
 			t.Fatal(err)
 		}
 	}

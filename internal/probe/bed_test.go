@@ -94,26 +94,13 @@ func TestBedPodStatus(t *testing.T) {
 	ctx := t.Context()
 	pods := demoPods(t, admin, tg)
 
-	oom := pods[0].DeepCopy()
-	oom.Status.ContainerStatuses[0].RestartCount = 3
-	oom.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-		ExitCode: 137, Reason: "OOMKilled", FinishedAt: metav1.Now(),
-	}}
-	if _, err := admin.CoreV1().Pods(tg.Namespace).UpdateStatus(ctx, oom, metav1.UpdateOptions{}); err != nil {
+	oom, crash := pods[0], pods[1]
+	if err := testbed.SetPodHealth(ctx, admin, tg.Namespace, oom.Name,
+		testbed.PodHealth{Ready: true, Restarts: 3, LastTermination: "OOMKilled", LastExitCode: 137}); err != nil {
 		t.Fatal(err)
 	}
-	crash := pods[1].DeepCopy()
-	cs := &crash.Status.ContainerStatuses[0]
-	cs.RestartCount = 5
-	cs.Ready = false
-	cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 5m0s"}}
-	cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", FinishedAt: metav1.Now()}}
-	for i := range crash.Status.Conditions {
-		if c := &crash.Status.Conditions[i]; c.Type == corev1.PodReady || c.Type == corev1.ContainersReady {
-			c.Status = corev1.ConditionFalse
-		}
-	}
-	if _, err := admin.CoreV1().Pods(tg.Namespace).UpdateStatus(ctx, crash, metav1.UpdateOptions{}); err != nil {
+	if err := testbed.SetPodHealth(ctx, admin, tg.Namespace, crash.Name,
+		testbed.PodHealth{Restarts: 5, LastTermination: "Error", LastExitCode: 1, Waiting: "CrashLoopBackOff"}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // give kwok a chance to (wrongly) rewrite them
