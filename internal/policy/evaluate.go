@@ -15,6 +15,9 @@ type ConditionResult struct {
 	When  string `json:"when"`
 	Value bool   `json:"value"`
 	Error string `json:"error,omitempty"`
+	// Skipped marks a remedy already tried for this incident: it is not
+	// chosen again whatever its condition says.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // Decision is what a policy decides for one alert and its evidence.
@@ -26,7 +29,9 @@ type Decision struct {
 	Conditions []ConditionResult `json:"conditions"`
 	// Remedy is the chosen remedy: the first on the ladder whose condition
 	// is true. When none is, Escalated is true and Action is "escalate".
-	Remedy    string         `json:"remedy,omitempty"`
+	Remedy string `json:"remedy,omitempty"`
+	// Step is the chosen remedy's index on the ladder (-1 when none).
+	Step      int            `json:"step"`
 	Action    string         `json:"action"`
 	Params    map[string]any `json:"params,omitempty"`
 	Escalated bool           `json:"escalated"`
@@ -44,10 +49,17 @@ type Decision struct {
 // recorded). It never panics on a condition; its error is only for a policy
 // that was not produced by Load.
 func Evaluate(p *Policy, alert Alert, evidence map[string]any, now time.Time) (Decision, error) {
+	return EvaluateFrom(p, alert, evidence, now, 0)
+}
+
+// EvaluateFrom is Evaluate for a later rung of the ladder: only remedies at
+// index from or after may be chosen (the earlier ones were tried and did not
+// work). Every condition is still evaluated and recorded.
+func EvaluateFrom(p *Policy, alert Alert, evidence map[string]any, now time.Time, from int) (Decision, error) {
 	if p == nil || p.env == nil {
 		return Decision{}, fmt.Errorf("policy: Evaluate needs a policy from Load")
 	}
-	d := Decision{Policy: p.Name, Conditions: make([]ConditionResult, 0, len(p.Remedies))}
+	d := Decision{Policy: p.Name, Step: -1, Conditions: make([]ConditionResult, 0, len(p.Remedies))}
 	lbls := alert.Labels
 	if lbls == nil {
 		lbls = map[string]string{}
@@ -73,9 +85,10 @@ func Evaluate(p *Policy, alert Alert, evidence map[string]any, now time.Time) (D
 	for i := range p.Remedies {
 		r := &p.Remedies[i]
 		res := evalCond(r.Name, &r.When, act)
+		res.Skipped = i < from
 		d.Conditions = append(d.Conditions, res)
-		if res.Value && d.Remedy == "" {
-			d.Remedy, d.Action, d.Params = r.Name, r.Action, r.Values
+		if res.Value && d.Remedy == "" && i >= from {
+			d.Remedy, d.Action, d.Params, d.Step = r.Name, r.Action, r.Values, i
 		}
 	}
 	if d.Remedy == "" {

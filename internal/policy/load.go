@@ -285,7 +285,7 @@ func (p *Policy) check(cat Catalog, base *cel.Env, lines []string, errs *Errors)
 	if g.Approval != "" && g.Approval != "required" && g.Approval != "none" {
 		add(p.errorf(keyPos(g.Keys, "approval", gpos), "guards.approval must be required or none, got %q", g.Approval))
 	}
-	for k, v := range map[string]int{"maxActionsPerHour": g.MaxActionsPerHour, "maxReplicas": g.MaxReplicas} {
+	for k, v := range map[string]int{"maxActionsPerHour": g.MaxActionsPerHour, "maxReplicas": g.MaxReplicas, "circuitBreaker": g.CircuitBreaker} {
 		if v < 0 {
 			add(p.errorf(keyPos(g.Keys, k, gpos), "guards.%s must not be negative, got %d", k, v))
 		}

@@ -572,3 +572,56 @@ func TestEvaluateConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluateFromWalksTheLadder(t *testing.T) {
+	set, err := loadText(t, map[string]string{"p.yaml": `apiVersion: remediator/v1
+kind: Policy
+name: p
+match: ['alertname="X"']
+target: {kind: Deployment, nameLabel: deployment}
+verify: {rolloutDeadline: 2m, resolveWithin: 3m}
+guards: {circuitBreaker: 3, approvalExpiry: 15m}
+remedies:
+  - {name: first, action: restart}
+  - {name: never, when: "false", action: rollback}
+  - {name: third, action: scale, params: {step: 1, max: 4}}
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := set.Get("p")
+	if p.RolloutDeadline() != 2*time.Minute || p.ResolveWithin() != 3*time.Minute || p.ApprovalExpiry() != 15*time.Minute || p.Guards.CircuitBreaker != 3 {
+		t.Fatalf("verify/guards not loaded: %+v %+v", p.Verify, p.Guards)
+	}
+	for _, tc := range []struct {
+		from      int
+		remedy    string
+		step      int
+		escalated bool
+	}{
+		{0, "first", 0, false},
+		{1, "third", 2, false}, // "never" is false, so the next true rung
+		{2, "third", 2, false},
+		{3, "", -1, true}, // past the last rung: escalate
+	} {
+		d, err := EvaluateFrom(p, alertOf(nil), nil, now, tc.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Remedy != tc.remedy || d.Step != tc.step || d.Escalated != tc.escalated {
+			t.Errorf("from %d: got remedy %q step %d escalated %v", tc.from, d.Remedy, d.Step, d.Escalated)
+		}
+		for i, c := range d.Conditions {
+			if c.Skipped != (i < tc.from) {
+				t.Errorf("from %d: condition %d skipped=%v", tc.from, i, c.Skipped)
+			}
+		}
+	}
+	if q := set.Get("p"); q.ResolveWithin() != 3*time.Minute {
+		t.Fatal(q.ResolveWithin())
+	}
+	def, _ := loadText(t, map[string]string{"d.yaml": policyText("d", `alertname="Y"`)})
+	if d := def.Get("d"); d.RolloutDeadline() != DefaultRolloutDeadline || d.ResolveWithin() != DefaultResolveWithin || d.ApprovalExpiry() != DefaultApprovalExpiry {
+		t.Fatal("defaults")
+	}
+}

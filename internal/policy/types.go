@@ -45,6 +45,7 @@ type Policy struct {
 	Remedies    []Remedy     `yaml:"remedies" jsonschema:"required,minItems=1" jsonschema_description:"The ladder: the first remedy whose condition is true is chosen; if none is, escalate."`
 	Priority    PrioritySpec `yaml:"priority"`
 	Guards      Guards       `yaml:"guards"`
+	Verify      VerifySpec   `yaml:"verify"`
 
 	// File is the file the policy was loaded from; Pos the position of its
 	// document; Keys the positions of its fields' values.
@@ -141,7 +142,48 @@ type Guards struct {
 	MaxActionsPerHour int            `yaml:"maxActionsPerHour" jsonschema:"minimum=0"`
 	MaxReplicas       int            `yaml:"maxReplicas" jsonschema:"minimum=0" jsonschema_description:"Upper bound for scale actions."`
 	MinHealthyPercent int            `yaml:"minHealthyPercent" jsonschema:"minimum=0,maximum=100" jsonschema_description:"Restarts and pod deletions must leave at least this percentage of pods ready."`
+	CircuitBreaker    int            `yaml:"circuitBreaker" jsonschema:"minimum=0" jsonschema_description:"After this many failed or ineffective actions on a target within 24h, stop acting on it and escalate (default 2)."`
+	ApprovalExpiry    Duration       `yaml:"approvalExpiry" jsonschema_description:"How long a proposal awaiting approval stays valid (default 1h)."`
 	Keys              map[string]Pos `yaml:"-" json:"-"`
+}
+
+// VerifySpec says how long an applied change has to prove itself.
+type VerifySpec struct {
+	RolloutDeadline Duration       `yaml:"rolloutDeadline" jsonschema_description:"Time for the rollout to complete after the change (default 5m), like kubectl rollout status --timeout."`
+	ResolveWithin   Duration       `yaml:"resolveWithin" jsonschema_description:"Time for the alert to resolve once the rollout completed (default 10m); if it still fires, the next remedy on the ladder is tried."`
+	Keys            map[string]Pos `yaml:"-" json:"-"`
+}
+
+// Verification defaults.
+const (
+	DefaultRolloutDeadline = 5 * time.Minute
+	DefaultResolveWithin   = 10 * time.Minute
+	DefaultApprovalExpiry  = time.Hour
+	DefaultCircuitBreaker  = 2
+)
+
+// RolloutDeadline is the policy's rollout deadline or the default.
+func (p *Policy) RolloutDeadline() time.Duration {
+	if p.Verify.RolloutDeadline > 0 {
+		return time.Duration(p.Verify.RolloutDeadline)
+	}
+	return DefaultRolloutDeadline
+}
+
+// ResolveWithin is the policy's resolve deadline or the default.
+func (p *Policy) ResolveWithin() time.Duration {
+	if p.Verify.ResolveWithin > 0 {
+		return time.Duration(p.Verify.ResolveWithin)
+	}
+	return DefaultResolveWithin
+}
+
+// ApprovalExpiry is how long a proposal of this policy stays valid.
+func (p *Policy) ApprovalExpiry() time.Duration {
+	if p.Guards.ApprovalExpiry > 0 {
+		return time.Duration(p.Guards.ApprovalExpiry)
+	}
+	return DefaultApprovalExpiry
 }
 
 // Priority is P0 (immediate), P1 (30 min), P2 (2 h) or P3 (24 h).
