@@ -30,6 +30,9 @@ type bed struct {
 	admin  kubernetes.Interface
 	action Action
 	target probe.Target
+	// writes counts the write requests of the action's client (selfsubject
+	// access reviews excepted).
+	writes *writeCounter
 }
 
 func newBed(t *testing.T, name string) *bed {
@@ -37,12 +40,19 @@ func newBed(t *testing.T, name string) *bed {
 	env := testbed.Get(t)
 	ns := env.NewNamespace()
 	env.ApplyDemo(ns)
-	a := New(env.RemediatorClient())[name]
+	cfg := env.RemediatorConfig()
+	wc := &writeCounter{}
+	cfg.Wrap(wc.wrap)
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(kube)[name]
 	if a == nil {
 		t.Fatalf("no action %q", name)
 	}
 	env.GrantRemediator(ns, Rules(a)...)
-	return &bed{env: env, ns: ns, admin: env.AdminClient(), action: a,
+	return &bed{env: env, ns: ns, admin: env.AdminClient(), action: a, writes: wc,
 		target: probe.Target{Namespace: ns, Kind: "Deployment", Name: testbed.DemoDeployment}}
 }
 
@@ -412,7 +422,8 @@ func TestRulesAndNeeds(t *testing.T) {
 		{"rollback", "apps", "replicasets", "list"},
 		{"rollback", "apps", "deployments", "patch"},
 		{"scale", "autoscaling", "horizontalpodautoscalers", "patch"},
-		{"scale", "apps", "deployments", "patch"},
+		{"scale", "apps", "deployments/scale", "update"},
+		{"delete-pod", "", "pods", "get"},
 		{"restart", "apps", "deployments", "patch"},
 		{"delete-pod", "", "pods/eviction", "create"},
 		{"delete-pod", "", "pods", "list"},

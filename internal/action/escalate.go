@@ -33,3 +33,18 @@ func (a *Escalate) Plan(_ context.Context, t probe.Target, p Params) (Change, er
 
 // Check has nothing to verify: escalation reads and changes nothing.
 func (*Escalate) Check(context.Context, probe.Target, Change) []Block { return nil }
+
+// Apply changes nothing.
+func (*Escalate) Apply(context.Context, Change) (Applied, error) {
+	return Applied{Detail: "no change", Attempts: 1}, nil
+}
+
+// Observe: there is nothing to be in effect, so it always is.
+func (*Escalate) Observe(context.Context, Change) (Observation, error) {
+	return Observation{Applied: true, Detail: "escalation changes nothing in the cluster"}, nil
+}
+
+// Verify: nothing to wait for.
+func (*Escalate) Verify(context.Context, Change) (Verification, error) {
+	return Verification{OK: true, Detail: "no change to verify"}, nil
+}

@@ -2,10 +2,14 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/remediator/remediator/internal/probe"
@@ -37,9 +41,13 @@ type Scale struct{ kube kubernetes.Interface }
 
 func (*Scale) Name() string { return "scale" }
 
+// Needs: Plan and Verify read the Deployment and list HPAs; without an HPA
+// Apply reads and updates the scale subresource (as `kubectl scale`), with
+// one it reads and patches the HPA.
 func (*Scale) Needs() []probe.Permission {
 	return []probe.Permission{
-		perm("apps", "deployments", "get", "patch"),
+		perm("apps", "deployments", "get"),
+		perm("apps", "deployments/scale", "get", "update"),
 		perm("autoscaling", "horizontalpodautoscalers", "get", "list", "patch"),
 	}
 }
@@ -129,4 +137,172 @@ func (a *Scale) hpaFor(ctx context.Context, t probe.Target) (*autoscalingv2.Hori
 
 func (a *Scale) Check(ctx context.Context, t probe.Target, _ Change) []Block {
 	return check(ctx, a.kube, t, a.Needs(), checkOpts{rollout: true})
+}
+
+// hpaState reads the planned HPA and checks it still targets the Deployment
+// (ErrStale if not, or if it is gone).
+func (a *Scale) hpaState(ctx context.Context, t probe.Target, s *ScaleChange) (*autoscalingv2.HorizontalPodAutoscaler, int32, error) {
+	h, err := a.kube.AutoscalingV2().HorizontalPodAutoscalers(t.Namespace).Get(ctx, s.HPA, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, 0, stale("HPA %s/%s is gone", t.Namespace, s.HPA)
+	case err != nil:
+		return nil, 0, fmt.Errorf("read HPA %s/%s: %w", t.Namespace, s.HPA, err)
+	}
+	if ref := h.Spec.ScaleTargetRef; ref.Kind != "Deployment" || ref.Name != t.Name {
+		return nil, 0, stale("HPA %s/%s now targets %s %s", t.Namespace, s.HPA, ref.Kind, ref.Name)
+	}
+	cur := int32(1)
+	if h.Spec.MinReplicas != nil {
+		cur = *h.Spec.MinReplicas
+	}
+	return h, cur, nil
+}
+
+// Apply raises the HPA's spec.minReplicas (JSON merge patch) or, without an
+// HPA, the Deployment's replicas through the scale subresource (update),
+// both with the resourceVersion read as a precondition. A value already
+// above To is ErrStale (it was raised further meanwhile; writing would
+// lower it); a value below To other than From is raised to To all the same.
+func (a *Scale) Apply(ctx context.Context, c Change) (Applied, error) {
+	t, err := target(c, a.Name(), c.Scale != nil)
+	if err != nil {
+		return Applied{}, err
+	}
+	s := c.Scale
+	if s.ViaHPA {
+		what := fmt.Sprintf("scale deployment %s/%s via HPA %s minReplicas %d → %d", t.Namespace, t.Name, s.HPA, s.From, s.To)
+		return apply(ctx, what, func(ctx context.Context) (Applied, error) {
+			h, cur, err := a.hpaState(ctx, t, s)
+			if err != nil {
+				return Applied{}, err
+			}
+			switch {
+			case cur == s.To:
+				return Applied{AlreadyDone: true, ResourceVersion: h.ResourceVersion,
+					Detail: fmt.Sprintf("already done: HPA %s/%s spec.minReplicas is %d", t.Namespace, s.HPA, cur)}, nil
+			case cur > s.To:
+				return Applied{}, stale("HPA %s/%s spec.minReplicas is %d, above the planned %d (planned from %d)", t.Namespace, s.HPA, cur, s.To, s.From)
+			case s.To > h.Spec.MaxReplicas:
+				return Applied{}, stale("HPA %s/%s spec.maxReplicas is now %d, below the planned minReplicas %d", t.Namespace, s.HPA, h.Spec.MaxReplicas, s.To)
+			}
+			patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q},"spec":{"minReplicas":%d}}`, h.ResourceVersion, s.To)
+			out, err := a.kube.AutoscalingV2().HorizontalPodAutoscalers(t.Namespace).Patch(ctx, s.HPA, types.MergePatchType, []byte(patch),
+				metav1.PatchOptions{FieldManager: fieldManager})
+			if err != nil {
+				return Applied{}, fmt.Errorf("patch HPA %s/%s: %w", t.Namespace, s.HPA, err)
+			}
+			return Applied{ResourceVersion: out.ResourceVersion,
+				Detail: fmt.Sprintf("HPA %s/%s spec.minReplicas %d → %d%s (deployment %s/%s)", t.Namespace, s.HPA, cur, s.To, plannedFrom(cur, s.From), t.Namespace, t.Name)}, nil
+		})
+	}
+	what := fmt.Sprintf("scale deployment %s/%s replicas %d → %d", t.Namespace, t.Name, s.From, s.To)
+	return apply(ctx, what, func(ctx context.Context) (Applied, error) {
+		hpa, err := a.hpaFor(ctx, t)
+		if err != nil {
+			return Applied{}, err
+		}
+		if hpa != nil {
+			return Applied{}, stale("HPA %s/%s now manages deployment %s; it would undo a change of spec.replicas", t.Namespace, hpa.Name, t.Name)
+		}
+		deps := a.kube.AppsV1().Deployments(t.Namespace)
+		sc, err := deps.GetScale(ctx, t.Name, metav1.GetOptions{})
+		if err != nil {
+			return Applied{}, fmt.Errorf("read scale of deployment %s/%s: %w", t.Namespace, t.Name, err)
+		}
+		cur := sc.Spec.Replicas
+		switch {
+		case cur == s.To:
+			return Applied{AlreadyDone: true, ResourceVersion: sc.ResourceVersion,
+				Detail: fmt.Sprintf("already done: deployment %s/%s spec.replicas is %d", t.Namespace, t.Name, cur)}, nil
+		case cur > s.To:
+			return Applied{}, stale("deployment %s/%s spec.replicas is %d, above the planned %d (planned from %d)", t.Namespace, t.Name, cur, s.To, s.From)
+		}
+		sc.Spec.Replicas = s.To // sc carries the resourceVersion read: a precondition
+		out, err := deps.UpdateScale(ctx, t.Name, sc, metav1.UpdateOptions{FieldManager: fieldManager})
+		if err != nil {
+			return Applied{}, fmt.Errorf("update scale of deployment %s/%s: %w", t.Namespace, t.Name, err)
+		}
+		return Applied{ResourceVersion: out.ResourceVersion,
+			Detail: fmt.Sprintf("deployment %s/%s spec.replicas %d → %d%s (scale subresource)", t.Namespace, t.Name, cur, s.To, plannedFrom(cur, s.From))}, nil
+	})
+}
+
+func plannedFrom(cur, from int32) string {
+	if cur == from {
+		return ""
+	}
+	return fmt.Sprintf(" (planned from %d)", from)
+}
+
+// Observe: the field is To.
+func (a *Scale) Observe(ctx context.Context, c Change) (Observation, error) {
+	t, err := target(c, a.Name(), c.Scale != nil)
+	if err != nil {
+		return Observation{}, err
+	}
+	s := c.Scale
+	var cur int32
+	var field string
+	if s.ViaHPA {
+		field = fmt.Sprintf("HPA %s/%s spec.minReplicas", t.Namespace, s.HPA)
+		_, cur, err = a.hpaState(ctx, t, s)
+		if errors.Is(err, ErrStale) {
+			return Observation{Detail: err.Error()}, nil
+		}
+	} else {
+		field = fmt.Sprintf("deployment %s/%s spec.replicas", t.Namespace, t.Name)
+		var d *appsv1.Deployment
+		if d, err = getDeployment(ctx, a.kube, t); err == nil {
+			cur = replicasOf(d)
+		}
+	}
+	if err != nil {
+		return Observation{}, err
+	}
+	if cur == s.To {
+		return Observation{Applied: true, Detail: fmt.Sprintf("%s is %d", field, cur)}, nil
+	}
+	return Observation{Detail: fmt.Sprintf("%s is %d, not the planned %d (planned from %d)", field, cur, s.To, s.From)}, nil
+}
+
+// Verify waits until the scaled field is at least To and the Deployment has
+// at least To replicas, all updated and available (`kubectl rollout
+// status`). With an HPA that means its controller has acted on the raised
+// minReplicas: it scales a target below minReplicas up to it even without
+// metrics (on the test bed there is no metrics API, and it does).
+func (a *Scale) Verify(ctx context.Context, c Change) (Verification, error) {
+	t, err := target(c, a.Name(), c.Scale != nil)
+	if err != nil {
+		return Verification{}, err
+	}
+	s := c.Scale
+	return poll(ctx, func(ctx context.Context) (bool, string, error) {
+		var hpaNote string
+		if s.ViaHPA {
+			h, cur, err := a.hpaState(ctx, t, s)
+			if err != nil {
+				return false, "", err
+			}
+			if cur < s.To {
+				return false, fmt.Sprintf("HPA %s/%s spec.minReplicas is %d, below %d", t.Namespace, s.HPA, cur, s.To), nil
+			}
+			hpaNote = fmt.Sprintf("HPA %s/%s minReplicas %d, desiredReplicas %d; ", t.Namespace, s.HPA, cur, h.Status.DesiredReplicas)
+		}
+		d, err := getDeployment(ctx, a.kube, t)
+		if err != nil {
+			return false, "", err
+		}
+		if r := replicasOf(d); r < s.To {
+			return false, fmt.Sprintf("%sdeployment %s/%s spec.replicas is %d, below %d", hpaNote, t.Namespace, t.Name, r, s.To), nil
+		}
+		done, why, err := rolloutStatus(d)
+		if err != nil || !done {
+			return false, hpaNote + why, err
+		}
+		if d.Status.AvailableReplicas < s.To {
+			return false, fmt.Sprintf("%sdeployment %s/%s has %d available replicas, below %d", hpaNote, t.Namespace, t.Name, d.Status.AvailableReplicas, s.To), nil
+		}
+		return true, fmt.Sprintf("%sdeployment %s/%s has %d of %d replicas available", hpaNote, t.Namespace, t.Name, d.Status.AvailableReplicas, replicasOf(d)), nil
+	})
 }
