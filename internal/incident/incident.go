@@ -32,6 +32,9 @@ const (
 const (
 	JobFiring   = "firing"   // a new episode: run the remediation pipeline
 	JobResolved = "resolved" // the episode ended: cancel what is pending
+	JobVerify   = "verify"   // check an applied change's alert resolved (Ref: the execution)
+	JobApproved = "approved" // execute an approved proposal (Ref: the proposal)
+	JobExpire   = "expire"   // expire a proposal nobody decided on (Ref: the proposal)
 )
 
 // Notification is one webhook body from Alertmanager, stored as received.
@@ -94,11 +97,13 @@ type Event struct {
 }
 
 // Job is a unit of asynchronous work for one incident, created in the same
-// transaction that stored the notification, so it survives crashes.
+// transaction that stored the notification (or that completed the job
+// before it), so it survives crashes.
 type Job struct {
 	ID             int64
 	IncidentID     string
 	Kind           string
+	Ref            string // the execution or proposal the job is about; "" for firing/resolved jobs
 	NotificationID string
 	CorrelationID  string
 	Attempts       int

@@ -77,7 +77,17 @@ type Work struct {
 
 	mu      sync.Mutex
 	events  []incident.Event
+	next    []FollowUp
 	stopped bool
+}
+
+// FollowUp is a job a stage asks for, enqueued in the same transaction that
+// completes the current job (a timer: verify a change later, expire a
+// proposal).
+type FollowUp struct {
+	Kind      string
+	Ref       string
+	NotBefore time.Time
 }
 
 // NewWork starts a work item for a job.
@@ -92,6 +102,51 @@ func NewWork(job incident.Job, mode string, now func() time.Time) *Work {
 // together with the job's completion, so a job that runs again after a
 // crash does not record its steps twice.
 func (w *Work) Record(eventType, reason string, details any) {
+	w.RecordAs(incident.ActorService, eventType, reason, details)
+}
+
+// RecordAs is Record with another actor (a person who approved).
+func (w *Work) RecordAs(actor, eventType, reason string, details any) {
+	ev := w.Event(eventType, actor, reason, details)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.events = append(w.events, ev)
+}
+
+// Then asks for a follow-up job, enqueued when this job completes.
+func (w *Work) Then(kind, ref string, notBefore time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.next = append(w.next, FollowUp{Kind: kind, Ref: ref, NotBefore: notBefore})
+}
+
+// FollowUps returns the jobs asked for with Then, in order.
+func (w *Work) FollowUps() []FollowUp {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]FollowUp(nil), w.next...)
+}
+
+// Take removes and returns the events recorded so far, for a stage that
+// must write them itself before acting (the intent record); Restore puts
+// them back in front when that write did not happen.
+func (w *Work) Take() []incident.Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.events
+	w.events = nil
+	return out
+}
+
+// Restore puts events taken with Take back before any recorded since.
+func (w *Work) Restore(events []incident.Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.events = append(append([]incident.Event(nil), events...), w.events...)
+}
+
+// Event builds an event of this work's incident without recording it.
+func (w *Work) Event(eventType, actor, reason string, details any) incident.Event {
 	var raw json.RawMessage
 	if details != nil {
 		b, err := json.Marshal(details)
@@ -100,18 +155,19 @@ func (w *Work) Record(eventType, reason string, details any) {
 		}
 		raw = b
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.events = append(w.events, incident.Event{
+	if actor == "" {
+		actor = incident.ActorService
+	}
+	return incident.Event{
 		IncidentID:     w.Job.IncidentID,
 		Time:           w.Now().UTC(),
 		Type:           eventType,
 		NotificationID: w.Job.NotificationID,
 		CorrelationID:  w.Job.CorrelationID,
-		Actor:          incident.ActorService,
+		Actor:          actor,
 		Reason:         reason,
 		Details:        raw,
-	})
+	}
 }
 
 // Stop ends the pipeline after the current stage: a decision, not a failure.

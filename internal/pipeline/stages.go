@@ -25,6 +25,21 @@ func Load(s IncidentGetter) Stage {
 	})
 }
 
+// ByKind routes a job to the stage for its kind; a kind with no stage is
+// recorded and dropped (nothing is done for work the service does not know).
+type ByKind map[string]Stage
+
+// Exec runs the stage for the job's kind.
+func (b ByKind) Exec(ctx context.Context, w *Work) error {
+	st, ok := b[w.Job.Kind]
+	if !ok {
+		w.Record(incident.EventCancelled, fmt.Sprintf("unknown job kind %q; nothing will be done", w.Job.Kind), nil)
+		w.Stop()
+		return nil
+	}
+	return st.Exec(ctx, w)
+}
+
 // Triage decides whether the job still calls for remediation. A firing job
 // whose episode resolved while it waited ends here, recorded: the service
 // never acts on a resolved alert. A resolved job has nothing pending to

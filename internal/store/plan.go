@@ -83,13 +83,15 @@ type Update struct {
 	ResolvedBy string
 }
 
-// NewJob is a job to enqueue (state pending, not_before = CreatedAt).
+// NewJob is a job to enqueue (state pending).
 type NewJob struct {
 	IncidentID     string
 	Kind           string
+	Ref            string // the execution or proposal the job is about
 	NotificationID string
 	CorrelationID  string
-	CreatedAt      time.Time
+	CreatedAt      time.Time // zero: now
+	NotBefore      time.Time // the job is not handed out before; zero: CreatedAt
 }
 
 // IngestOutcome is what Resolve works out for a batch.

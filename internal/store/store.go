@@ -1,5 +1,8 @@
 // Package store is the durable state of the service: notifications as
-// received, incidents, their timelines, and the job queue the worker drains.
+// received, incidents, their timelines, the job queue the worker drains,
+// and the state of guarded remediation: the execution ledger (intents and
+// outcomes), proposals awaiting approval, the pause switch and maintenance
+// windows.
 //
 // Two implementations pass the same test suite (storetest): SQLite
 // (modernc.org/sqlite, pure Go, WAL) and PostgreSQL (jackc/pgx/v5). Open picks
@@ -40,17 +43,28 @@ type Store interface {
 	// the database: the same episode never becomes two incidents.
 	Ingest(ctx context.Context, n *incident.Notification) (incident.IngestResult, error)
 
-	// ClaimJobs leases up to limit pending jobs (oldest first) to worker for
-	// the lease duration. A job whose lease expired without completion is
-	// claimable again (crash recovery). Jobs of one incident are handed out
-	// in order and never two at a time.
+	// ClaimJobs leases up to limit due jobs (oldest first) to worker for the
+	// lease duration. A job is due when it is pending and its NotBefore has
+	// come, or when its lease expired without completion (crash recovery).
+	// Jobs of one incident are never leased two at a time, and its due jobs
+	// are handed out in id order; a job retrying after FailJob keeps its
+	// place (later jobs of its incident wait for it), but a job scheduled
+	// for later (NotBefore in the future, never attempted) does not hold
+	// back later jobs that are due.
 	ClaimJobs(ctx context.Context, worker string, limit int, lease time.Duration) ([]incident.Job, error)
-	// CompleteJob marks a job done and appends the events its stages
-	// recorded, in one transaction: a job that runs again after a crash never
-	// records its steps twice. Only the lease holder may complete a job.
+	// CompleteJob is CompleteJobWith without follow-up jobs.
 	CompleteJob(ctx context.Context, worker string, jobID int64, events ...incident.Event) error
+	// CompleteJobWith marks a job done, enqueues next and appends the events
+	// its stages recorded, in one transaction: a job that runs again after a
+	// crash never records its steps (or its follow-ups) twice. Only the
+	// lease holder may complete a job (else ErrLeaseLost; ErrNotFound when
+	// there is no such job).
+	CompleteJobWith(ctx context.Context, worker string, jobID int64, next []NewJob, events ...incident.Event) error
 	// FailJob releases a job for a retry after the given delay, recording the error.
 	FailJob(ctx context.Context, worker string, jobID int64, cause string, retryAfter time.Duration) error
+	// Enqueue adds jobs in one transaction. A job for an unknown incident
+	// fails the call with ErrNotFound and nothing is enqueued.
+	Enqueue(ctx context.Context, jobs ...NewJob) error
 
 	// AppendEvents appends events to incidents' timelines.
 	AppendEvents(ctx context.Context, events ...incident.Event) error
@@ -61,6 +75,62 @@ type Store interface {
 	Incidents(ctx context.Context, f IncidentFilter) ([]incident.Incident, error)
 	// Notification returns a stored notification (with Body) by id.
 	Notification(ctx context.Context, id string) (incident.Notification, error)
+
+	// GuardState reads, in one read-only transaction, what the guards need
+	// to decide on an execution for q's target (dry runs, approval
+	// previews). It fails when the pause state cannot be read (callers
+	// fail closed) and with ErrNotFound when q names an unknown incident.
+	GuardState(ctx context.Context, q GuardQuery) (GuardState, error)
+	// BeginExecution is the atomic "guards pass ⇒ intent written" step. In
+	// ONE transaction, serialized with every other BeginExecution (also of
+	// other processes sharing the database), with SetPause, AddWindow and
+	// DeleteWindow, and with changes to the incident's status, it reads the
+	// GuardState exactly as GuardState would and calls decide. If decide
+	// returns an error, nothing is written and that error is returned
+	// unchanged. Otherwise it inserts e with State intent (ErrExists when
+	// e's ID is taken, or its (IncidentID, Step) by an execution that is
+	// not abandoned), appends events, commits
+	// durably and returns nil. decide runs inside the transaction: it must
+	// be quick and must not call the store. A nil decide allows.
+	BeginExecution(ctx context.Context, e Execution, q GuardQuery, decide func(GuardState) error, events ...incident.Event) error
+	// FinishExecution moves execution id from one of the states in from to
+	// state to, with reason, and appends events, in one transaction. It
+	// stamps UpdatedAt (and AppliedAt when to is ExecApplied). It returns
+	// ErrConflict (writing nothing) when the execution is in another state,
+	// ErrNotFound when there is no such execution, ErrExists when moving an
+	// abandoned execution out of abandoned while its step was taken again.
+	FinishExecution(ctx context.Context, id string, from []string, to, reason string, events ...incident.Event) error
+	// Executions lists executions, oldest first.
+	Executions(ctx context.Context, f ExecutionFilter) ([]Execution, error)
+
+	// SetPause sets the global pause switch (a persisted singleton; At
+	// defaults to now) and appends events, in one transaction.
+	SetPause(ctx context.Context, p PauseState, events ...incident.Event) error
+	// Pause reads the global pause switch.
+	Pause(ctx context.Context) (PauseState, error)
+	// AddWindow stores an ad-hoc maintenance window (ErrExists when its ID
+	// is taken).
+	AddWindow(ctx context.Context, w Window) error
+	// Windows lists the windows with End > at, ordered by Start.
+	Windows(ctx context.Context, at time.Time) ([]Window, error)
+	// DeleteWindow removes a window (ErrNotFound when there is none).
+	DeleteWindow(ctx context.Context, id string) error
+
+	// Propose stores a pending proposal (ErrExists when its (IncidentID,
+	// Step) or ID is taken), enqueues next (e.g. its expiry job) and appends
+	// events, in one transaction.
+	Propose(ctx context.Context, p Proposal, next []NewJob, events ...incident.Event) error
+	// Proposals lists an incident's proposals, oldest first.
+	Proposals(ctx context.Context, incidentID string) ([]Proposal, error)
+	// Proposal returns one proposal (ErrNotFound when there is none).
+	Proposal(ctx context.Context, id string) (Proposal, error)
+	// DecideProposal moves a pending proposal to to (approved, rejected or
+	// expired), recording by, reason and at (zero: now), enqueues next and
+	// appends events, in one transaction, and returns the updated proposal.
+	// When the proposal is not pending it returns ErrConflict; when
+	// approving at or after ExpiresAt, ErrExpired; in both cases nothing is
+	// written and the current proposal is returned with the error.
+	DecideProposal(ctx context.Context, id, to, by, reason string, at time.Time, next []NewJob, events ...incident.Event) (Proposal, error)
 
 	// Ping checks the store answers (for /health and /readyz).
 	Ping(ctx context.Context) error

@@ -17,13 +17,15 @@ import (
 
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/pipeline"
+	"github.com/remediator/remediator/internal/store"
 )
 
 // Queue is what the worker needs from the store.
 type Queue interface {
 	ClaimJobs(ctx context.Context, worker string, limit int, lease time.Duration) ([]incident.Job, error)
-	// CompleteJob marks the job done and appends its events in one transaction.
-	CompleteJob(ctx context.Context, worker string, jobID int64, events ...incident.Event) error
+	// CompleteJobWith marks the job done, enqueues its follow-up jobs and
+	// appends its events in one transaction.
+	CompleteJobWith(ctx context.Context, worker string, jobID int64, next []store.NewJob, events ...incident.Event) error
 	FailJob(ctx context.Context, worker string, jobID int64, cause string, retryAfter time.Duration) error
 }
 
@@ -153,7 +155,13 @@ func (w *Worker) run(ctx context.Context, job incident.Job) {
 		}
 		return
 	}
-	if err := w.opt.Queue.CompleteJob(ctx, w.opt.Name, job.ID, work.Events()...); err != nil {
+	var next []store.NewJob
+	for _, f := range work.FollowUps() {
+		next = append(next, store.NewJob{IncidentID: job.IncidentID, Kind: f.Kind, Ref: f.Ref,
+			NotificationID: job.NotificationID, CorrelationID: job.CorrelationID,
+			CreatedAt: w.opt.Now().UTC(), NotBefore: f.NotBefore})
+	}
+	if err := w.opt.Queue.CompleteJobWith(ctx, w.opt.Name, job.ID, next, work.Events()...); err != nil {
 		log.Error("could not complete job; it will run again after its lease", zap.Error(err))
 		return
 	}

@@ -10,6 +10,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"encoding/json"
@@ -38,6 +39,11 @@ var migrationFS embed.FS
 // migrationLock is the advisory lock key that serialises migrations of
 // replicas starting together ("remediat" in ASCII).
 const migrationLock int64 = 0x72656d6564696174
+
+// guardLock is the advisory lock key that serialises BeginExecution (and
+// the writes of the guards' inputs: pause, windows) across replicas
+// ("remguard" in ASCII).
+const guardLock int64 = 0x72656d6775617264
 
 // Store is a store.Store on a PostgreSQL database.
 type Store struct {
@@ -188,6 +194,14 @@ const (
 		SELECT u.incident_id, u.occurred_at, u.type, u.notification_id, u.correlation_id, u.actor, u.reason, u.details::jsonb
 		FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
 			WITH ORDINALITY AS u(incident_id, occurred_at, type, notification_id, correlation_id, actor, reason, details, ord)
+		WHERE EXISTS (SELECT 1 FROM incidents i WHERE i.id = u.incident_id FOR KEY SHARE)
+		ORDER BY u.ord`
+
+	enqueueJobs = `INSERT INTO jobs
+		(incident_id, kind, ref, notification_id, correlation_id, state, attempts, not_before, created_at)
+		SELECT u.incident_id, u.kind, u.ref, u.notification_id, u.correlation_id, 'pending', 0, u.not_before, u.created_at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::timestamptz[])
+			WITH ORDINALITY AS u(incident_id, kind, ref, notification_id, correlation_id, not_before, created_at, ord)
 		WHERE EXISTS (SELECT 1 FROM incidents i WHERE i.id = u.incident_id FOR KEY SHARE)
 		ORDER BY u.ord`
 
@@ -355,55 +369,101 @@ func (s *Store) ingestOnce(ctx context.Context, ns []*incident.Notification) (re
 	return out.Results, nil
 }
 
+// claimJobs leases due jobs. A due job is handed out unless another
+// unfinished job of its incident is leased (never two at once), or, for a
+// pending job, an earlier pending job of its incident is due or has been
+// attempted already (due jobs go in id order, and a job retrying after
+// FailJob keeps its place; a job merely scheduled for later does not hold
+// the queue). A job whose lease expired is handed out again before earlier
+// pending jobs: it was already under way.
+//
+// The candidates are materialised once (an IN (… LIMIT … FOR UPDATE)
+// subquery may be rescanned and hand out more than limit rows).
+const claimJobs = `WITH cand AS MATERIALIZED (
+		SELECT j.id FROM jobs j
+		WHERE j.state <> 'done'
+		  AND ((j.state = 'pending' AND j.not_before <= $3) OR (j.state = 'leased' AND j.lease_until <= $3))
+		  AND NOT EXISTS (SELECT 1 FROM jobs p
+		                  WHERE p.incident_id = j.incident_id AND p.state <> 'done' AND p.id <> j.id
+		                    AND (p.state = 'leased'
+		                         OR (j.state = 'pending' AND p.id < j.id AND (p.not_before <= $3 OR p.attempts > 0))))
+		ORDER BY j.id
+		LIMIT $4
+		FOR UPDATE OF j SKIP LOCKED)
+	UPDATE jobs SET state = 'leased', lease_owner = $1, lease_until = $2, attempts = attempts + 1
+	FROM cand
+	WHERE jobs.id = cand.id
+	RETURNING jobs.id, jobs.incident_id, jobs.kind, jobs.ref, jobs.notification_id, jobs.correlation_id,
+		jobs.attempts, jobs.created_at`
+
 // ClaimJobs implements store.Store. Concurrent claimers (also in other
-// processes) skip each other's rows instead of waiting.
+// processes) skip each other's rows instead of waiting. Two claims that
+// read the queue at once may still both pick a job of the same incident
+// (their snapshots or clocks differ); the unique index jobs_one_leased
+// then fails one of them, which runs again.
 func (s *Store) ClaimJobs(ctx context.Context, worker string, limit int, lease time.Duration) ([]incident.Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		var jobs []incident.Job
+		if jobs, err = s.claimOnce(ctx, worker, limit, lease); err == nil {
+			return jobs, nil
+		}
+		if !claimRace(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("postgres: claim jobs: %w", mapErr(err))
+}
+
+func (s *Store) claimOnce(ctx context.Context, worker string, limit int, lease time.Duration) ([]incident.Job, error) {
 	now := store.UTC(s.opts.Now())
-	// The candidates are materialised once (an IN (… LIMIT … FOR UPDATE)
-	// subquery may be rescanned and hand out more than limit rows).
-	rows, err := s.pool.Query(ctx, `WITH cand AS MATERIALIZED (
-			SELECT j.id FROM jobs j
-			WHERE j.state <> 'done'
-			  AND ((j.state = 'pending' AND j.not_before <= $3) OR (j.state = 'leased' AND j.lease_until <= $3))
-			  AND NOT EXISTS (SELECT 1 FROM jobs p
-			                  WHERE p.incident_id = j.incident_id AND p.state <> 'done' AND p.id < j.id)
-			ORDER BY j.id
-			LIMIT $4
-			FOR UPDATE OF j SKIP LOCKED)
-		UPDATE jobs SET state = 'leased', lease_owner = $1, lease_until = $2, attempts = attempts + 1
-		FROM cand
-		WHERE jobs.id = cand.id
-		RETURNING jobs.id, jobs.incident_id, jobs.kind, jobs.notification_id, jobs.correlation_id,
-			jobs.attempts, jobs.created_at`,
-		worker, now.Add(lease), now, limit)
+	rows, err := s.pool.Query(ctx, claimJobs, worker, now.Add(lease), now, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: claim jobs: %w", mapErr(err))
+		return nil, err
 	}
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (incident.Job, error) {
 		var j incident.Job
 		var attempts int32
-		err := r.Scan(&j.ID, &j.IncidentID, &j.Kind, &j.NotificationID, &j.CorrelationID, &attempts, &j.CreatedAt)
+		err := r.Scan(&j.ID, &j.IncidentID, &j.Kind, &j.Ref, &j.NotificationID, &j.CorrelationID, &attempts, &j.CreatedAt)
 		j.Attempts = int(attempts)
 		j.CreatedAt = j.CreatedAt.UTC()
 		return j, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: claim jobs: %w", mapErr(err))
+		return nil, err
 	}
-	slices.SortFunc(jobs, func(a, b incident.Job) int { return int(a.ID - b.ID) })
+	slices.SortFunc(jobs, func(a, b incident.Job) int { return cmp.Compare(a.ID, b.ID) })
 	return jobs, nil
 }
 
-// CompleteJob implements store.Store. It returns store.ErrLeaseLost when
-// worker does not hold the job's lease, store.ErrNotFound when there is no
-// such job. A holder whose lease expired may still complete the job as long
-// as no other worker has claimed it since.
+// claimRace reports the errors a claim racing another claim may get: the
+// one-leased-job-per-incident index, or a deadlock on it.
+func claimRace(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001" ||
+		(pe.Code == "23505" && pe.ConstraintName == "jobs_one_leased"))
+}
+
+// CompleteJob implements store.Store.
 func (s *Store) CompleteJob(ctx context.Context, worker string, jobID int64, events ...incident.Event) error {
+	return s.CompleteJobWith(ctx, worker, jobID, nil, events...)
+}
+
+// CompleteJobWith implements store.Store. It returns store.ErrLeaseLost
+// when worker does not hold the job's lease, store.ErrNotFound when there is
+// no such job (or a next job or an event names an unknown incident). A
+// holder whose lease expired may still complete the job as long as no other
+// worker has claimed it since.
+func (s *Store) CompleteJobWith(ctx context.Context, worker string, jobID int64, next []store.NewJob, events ...incident.Event) error {
+	next, err := store.PrepareJobs(next, s.opts.Now())
+	if err != nil {
+		return fmt.Errorf("postgres: complete job %d: %w", jobID, err)
+	}
 	var tag pgconn.CommandTag
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		tag, err = tx.Exec(ctx, `UPDATE jobs SET state = 'done', done_at = $1, lease_until = NULL
 			WHERE id = $2 AND state = 'leased' AND lease_owner = $3`, store.UTC(s.opts.Now()), jobID, worker)
@@ -413,6 +473,9 @@ func (s *Store) CompleteJob(ctx context.Context, worker string, jobID int64, eve
 		if tag.RowsAffected() != 1 {
 			return errLeaseCheck
 		}
+		if err := s.addJobs(ctx, tx, next); err != nil {
+			return err
+		}
 		return s.insertEvents(ctx, tx, events)
 	})
 	if errors.Is(err, errLeaseCheck) {
@@ -420,6 +483,45 @@ func (s *Store) CompleteJob(ctx context.Context, worker string, jobID int64, eve
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: complete job %d: %w", jobID, err)
+	}
+	return nil
+}
+
+// Enqueue implements store.Store.
+func (s *Store) Enqueue(ctx context.Context, jobs ...store.NewJob) error {
+	jobs, err := store.PrepareJobs(jobs, s.opts.Now())
+	if err != nil {
+		return fmt.Errorf("postgres: enqueue: %w", err)
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.addJobs(ctx, tx, jobs) }); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return nil
+}
+
+// addJobs enqueues prepared jobs inside tx. Only jobs of existing
+// incidents are inserted; if any is missing it fails with store.ErrNotFound
+// and the caller's transaction is rolled back.
+func (s *Store) addJobs(ctx context.Context, tx pgx.Tx, jobs []store.NewJob) error {
+	k := len(jobs)
+	if k == 0 {
+		return nil
+	}
+	inc, kind, ref, nid, cid := make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	notBefore, created := make([]time.Time, k), make([]time.Time, k)
+	for i, j := range jobs {
+		inc[i], kind[i], ref[i], nid[i], cid[i], notBefore[i], created[i] = j.IncidentID, j.Kind, j.Ref, j.NotificationID,
+			j.CorrelationID, j.NotBefore, j.CreatedAt
+	}
+	tag, err := tx.Exec(ctx, enqueueJobs, inc, kind, ref, nid, cid, notBefore, created)
+	if err != nil {
+		return fmt.Errorf("enqueue jobs: %w", mapErr(err))
+	}
+	if tag.RowsAffected() != int64(k) {
+		return fmt.Errorf("enqueue jobs: unknown incident: %w", store.ErrNotFound)
 	}
 	return nil
 }

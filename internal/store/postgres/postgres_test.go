@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -9,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/remediator/remediator/internal/store"
 	"github.com/remediator/remediator/internal/store/postgres"
@@ -127,3 +131,76 @@ func openBench(b *testing.B) store.Store {
 func BenchmarkIngest10Alerts(b *testing.B) { storebench.Ingest10Alerts(b, openBench(b)) }
 
 func BenchmarkIngest10000Alerts(b *testing.B) { storebench.IngestLarge(b, openBench(b), 10000) }
+
+// TestOneLeasedJobPerIncident checks the invariant ClaimJobs relies on when
+// two replicas' claims race: the database itself refuses a second leased
+// job of one incident.
+func TestOneLeasedJobPerIncident(t *testing.T) {
+	dsn := newDatabase(t)
+	s := backend().Open(t, dsn)
+	r, err := s.Ingest(context.Background(), storetest.Notification(storetest.Alert("0ne1ea5e00000001", "firing", time.Now())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.Alerts[0].IncidentID
+	if err := s.Enqueue(context.Background(), store.NewJob{IncidentID: id, Kind: "verify"}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), `UPDATE jobs SET state = 'leased', lease_owner = 'x', lease_until = now() WHERE incident_id = $1`, id)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23505" || pe.ConstraintName != "jobs_one_leased" {
+		t.Fatalf("leasing two jobs of one incident: %v, want a jobs_one_leased violation", err)
+	}
+}
+
+// TestUpgradeFrom0001 migrates a database that holds data at schema
+// version 1: its jobs keep working (with an empty Ref) and the new state
+// starts empty.
+func TestUpgradeFrom0001(t *testing.T) {
+	ctx := context.Background()
+	dsn := newDatabase(t)
+	v1, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)`,
+		string(v1),
+		`INSERT INTO schema_migrations VALUES (1, '0001_init', now())`,
+		`INSERT INTO incidents (id, fingerprint, starts_at, status, first_seen, last_seen) VALUES ('i1', 'f1', now(), 'firing', now(), now())`,
+		`INSERT INTO jobs (incident_id, kind, state, attempts, lease_owner, lease_until, not_before, created_at)
+			VALUES ('i1', 'firing', 'leased', 1, 'old', now() - interval '1 hour', now(), now()),
+			       ('i1', 'resolved', 'pending', 0, NULL, NULL, now(), now())`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn.Close(ctx)
+	s := backend().Open(t, dsn)
+	jobs, err := s.ClaimJobs(ctx, "new", 10, time.Minute)
+	if err != nil || len(jobs) != 1 || jobs[0].Kind != "firing" || jobs[0].Ref != "" || jobs[0].Attempts != 2 {
+		t.Fatalf("claim after upgrade: %+v, %v", jobs, err)
+	}
+	if err := s.CompleteJobWith(ctx, "new", jobs[0].ID, []store.NewJob{{IncidentID: "i1", Kind: "verify", Ref: "e1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err := s.ClaimJobs(ctx, "new", 10, time.Minute); err != nil || len(jobs) != 1 || jobs[0].Kind != "resolved" {
+		t.Fatalf("second claim: %+v, %v", jobs, err)
+	}
+	if p, err := s.Pause(ctx); err != nil || p.Paused {
+		t.Errorf("pause after upgrade: %+v, %v", p, err)
+	}
+	if l, err := s.Executions(ctx, store.ExecutionFilter{}); err != nil || len(l) != 0 {
+		t.Errorf("executions after upgrade: %+v, %v", l, err)
+	}
+}

@@ -9,6 +9,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -39,7 +40,7 @@ type Store struct {
 	opts store.Options
 	c    *store.Committer
 
-	updIncident, insEvent *sql.Stmt // single-row statements
+	updIncident, insEvent, insJob *sql.Stmt // single-row statements
 	// multi-row statements of the committer
 	mNotifications, mIncidents, mEvents, mJobs *multiStmt
 
@@ -193,6 +194,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.insEvent, `INSERT INTO events
 			(incident_id, occurred_at, type, notification_id, correlation_id, actor, reason, details)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&s.insJob, `INSERT INTO jobs
+			(incident_id, kind, ref, notification_id, correlation_id, state, attempts, not_before, created_at)
+			VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)`},
 	} {
 		st, err := s.w.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -342,11 +346,19 @@ func (s *Store) ingestBatch(ctx context.Context, ns []*incident.Notification) (r
 }
 
 // ClaimJobs implements store.Store.
+//
+// A due job is handed out unless another unfinished job of its incident is
+// leased (never two at once; the unique index jobs_one_leased enforces it
+// too), or, for a pending job, an earlier pending job of its incident is due
+// or has been attempted already (due jobs go in id order, and a job
+// retrying after FailJob keeps its place; a job merely scheduled for later
+// does not hold the queue). A job whose lease expired is handed out again
+// before earlier pending jobs: it was already under way.
 func (s *Store) ClaimJobs(ctx context.Context, worker string, limit int, lease time.Duration) ([]incident.Job, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	now := store.UTC(s.opts.Now())
+	now := micros(s.opts.Now())
 	rows, err := s.w.QueryContext(ctx, `UPDATE jobs SET
 			state = 'leased', lease_owner = ?, lease_until = ?, attempts = attempts + 1
 		WHERE id IN (
@@ -354,11 +366,13 @@ func (s *Store) ClaimJobs(ctx context.Context, worker string, limit int, lease t
 			WHERE j.state <> 'done'
 			  AND ((j.state = 'pending' AND j.not_before <= ?) OR (j.state = 'leased' AND j.lease_until <= ?))
 			  AND NOT EXISTS (SELECT 1 FROM jobs p
-			                  WHERE p.incident_id = j.incident_id AND p.state <> 'done' AND p.id < j.id)
+			                  WHERE p.incident_id = j.incident_id AND p.state <> 'done' AND p.id <> j.id
+			                    AND (p.state = 'leased'
+			                         OR (j.state = 'pending' AND p.id < j.id AND (p.not_before <= ? OR p.attempts > 0))))
 			ORDER BY j.id
 			LIMIT ?)
-		RETURNING id, incident_id, kind, notification_id, correlation_id, attempts, created_at`,
-		worker, micros(now.Add(lease)), micros(now), micros(now), limit)
+		RETURNING id, incident_id, kind, ref, notification_id, correlation_id, attempts, created_at`,
+		worker, micros(store.UTC(s.opts.Now()).Add(lease)), now, now, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim jobs: %w", mapErr(err))
 	}
@@ -367,7 +381,7 @@ func (s *Store) ClaimJobs(ctx context.Context, worker string, limit int, lease t
 	for rows.Next() {
 		var j incident.Job
 		var created int64
-		if err := rows.Scan(&j.ID, &j.IncidentID, &j.Kind, &j.NotificationID, &j.CorrelationID, &j.Attempts, &created); err != nil {
+		if err := rows.Scan(&j.ID, &j.IncidentID, &j.Kind, &j.Ref, &j.NotificationID, &j.CorrelationID, &j.Attempts, &created); err != nil {
 			return nil, fmt.Errorf("sqlite: claim jobs: %w", mapErr(err))
 		}
 		j.CreatedAt = fromMicros(created)
@@ -376,24 +390,30 @@ func (s *Store) ClaimJobs(ctx context.Context, worker string, limit int, lease t
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: claim jobs: %w", mapErr(err))
 	}
-	slices.SortFunc(jobs, func(a, b incident.Job) int { return int(a.ID - b.ID) })
+	slices.SortFunc(jobs, func(a, b incident.Job) int { return cmp.Compare(a.ID, b.ID) })
 	return jobs, nil
 }
 
-// CompleteJob implements store.Store. It returns store.ErrLeaseLost when
-// worker does not hold the job's lease, store.ErrNotFound when there is no
-// such job. A holder whose lease expired may still complete the job as long
-// as no other worker has claimed it since.
-func (s *Store) CompleteJob(ctx context.Context, worker string, jobID int64, events ...incident.Event) (err error) {
+// CompleteJob implements store.Store.
+func (s *Store) CompleteJob(ctx context.Context, worker string, jobID int64, events ...incident.Event) error {
+	return s.CompleteJobWith(ctx, worker, jobID, nil, events...)
+}
+
+// CompleteJobWith implements store.Store. It returns store.ErrLeaseLost
+// when worker does not hold the job's lease, store.ErrNotFound when there is
+// no such job (or a next job or an event names an unknown incident). A
+// holder whose lease expired may still complete the job as long as no other
+// worker has claimed it since.
+func (s *Store) CompleteJobWith(ctx context.Context, worker string, jobID int64, next []store.NewJob, events ...incident.Event) error {
+	next, err := store.PrepareJobs(next, s.opts.Now())
+	if err != nil {
+		return fmt.Errorf("sqlite: complete job %d: %w", jobID, err)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: complete job %d: %w", jobID, mapErr(err))
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
+	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'done', done_at = ?, lease_until = NULL
 		WHERE id = ? AND state = 'leased' AND lease_owner = ?`, micros(s.opts.Now()), jobID, worker)
 	if err != nil {
@@ -403,11 +423,61 @@ func (s *Store) CompleteJob(ctx context.Context, worker string, jobID int64, eve
 		tx.Rollback()
 		return s.leaseResult(ctx, "complete job", res, err, jobID)
 	}
+	if err := s.insertJobs(ctx, tx, next); err != nil {
+		return err
+	}
 	if err := s.insertEvents(ctx, tx, events); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: complete job %d: %w", jobID, mapErr(err))
+	}
+	return nil
+}
+
+// Enqueue implements store.Store.
+func (s *Store) Enqueue(ctx context.Context, jobs ...store.NewJob) error {
+	jobs, err := store.PrepareJobs(jobs, s.opts.Now())
+	if err != nil {
+		return fmt.Errorf("sqlite: enqueue: %w", err)
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	return s.write(ctx, "enqueue", func(tx *sql.Tx) error { return s.insertJobs(ctx, tx, jobs) })
+}
+
+// insertJobs enqueues prepared jobs inside tx.
+func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.NewJob) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	st := tx.StmtContext(ctx, s.insJob)
+	for _, j := range jobs {
+		if _, err := st.ExecContext(ctx, j.IncidentID, j.Kind, j.Ref, j.NotificationID, j.CorrelationID,
+			micros(j.NotBefore), micros(j.CreatedAt)); err != nil {
+			if isForeignKey(err) {
+				return fmt.Errorf("sqlite: enqueue job for incident %q: %w", j.IncidentID, store.ErrNotFound)
+			}
+			return fmt.Errorf("sqlite: enqueue jobs: %w", mapErr(err))
+		}
+	}
+	return nil
+}
+
+// write runs f in a write transaction (BEGIN IMMEDIATE on the writer) and
+// commits. Errors from f are returned as they are.
+func (s *Store) write(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, mapErr(err))
+	}
+	defer tx.Rollback() // also when f panics: the writer must not stay in a transaction
+	if err := f(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, mapErr(err))
 	}
 	return nil
 }
@@ -635,6 +705,7 @@ func (s *Store) Close() error {
 		s.c.Close()
 		s.updIncident.Close()
 		s.insEvent.Close()
+		s.insJob.Close()
 		for _, m := range []*multiStmt{s.mNotifications, s.mIncidents, s.mEvents, s.mJobs} {
 			m.close()
 		}
@@ -659,6 +730,11 @@ func nullJSON(b json.RawMessage) any {
 		return nil
 	}
 	return []byte(b)
+}
+
+func isUnique(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
 func isForeignKey(err error) bool {
