@@ -38,6 +38,8 @@ type Plan struct {
 	Matched bool   `json:"matched"`
 	Policy  string `json:"policy,omitempty"`
 	Why     string `json:"why"`
+	// Rules is the policy itself (its guard and verification settings).
+	Rules *policy.Policy `json:"-"`
 	// Target is the workload; TargetError says why none could be resolved
 	// (empty or wildcard labels, a pod without a Deployment), in which case
 	// no probe runs and the decision is to escalate.
@@ -58,6 +60,13 @@ type Plan struct {
 // ladder. Probe failures are part of the plan (the conditions that read
 // their evidence are false), never an error of Plan.
 func (p *Planner) Plan(ctx context.Context, a policy.Alert) (*Plan, error) {
+	return p.PlanFrom(ctx, a, 0)
+}
+
+// PlanFrom plans for a later rung of the ladder: remedies before index from
+// were tried for this incident and are not chosen again (see
+// policy.EvaluateFrom). Diagnosis runs afresh.
+func (p *Planner) PlanFrom(ctx context.Context, a policy.Alert, from int) (*Plan, error) {
 	set := p.Policies()
 	if set == nil {
 		return &Plan{Why: "no policies are loaded, so nothing will be done"}, nil
@@ -66,18 +75,18 @@ func (p *Planner) Plan(ctx context.Context, a policy.Alert) (*Plan, error) {
 	if !ok {
 		return &Plan{Why: why}, nil
 	}
-	plan := &Plan{Matched: true, Policy: pol.Name, Why: why}
+	plan := &Plan{Matched: true, Policy: pol.Name, Why: why, Rules: pol}
 	now := p.now()
 
 	target, err := p.resolveTarget(ctx, pol, a.Labels)
 	if err != nil {
 		plan.TargetError = err.Error()
-		d, derr := policy.Evaluate(pol, a, nil, now)
+		d, derr := policy.EvaluateFrom(pol, a, nil, now, from)
 		if derr != nil {
 			return nil, derr
 		}
 		// Without a target nothing may act, whatever the conditions say.
-		d.Remedy, d.Action, d.Params, d.Escalated = "", "escalate", nil, true
+		d.Remedy, d.Action, d.Params, d.Escalated, d.Step = "", "escalate", nil, true, -1
 		plan.Decision = &d
 		return plan, nil
 	}
@@ -110,7 +119,7 @@ func (p *Planner) Plan(ctx context.Context, a policy.Alert) (*Plan, error) {
 		}
 	}
 	plan.Evidence = results
-	d, err := policy.Evaluate(pol, a, evidence, now)
+	d, err := policy.EvaluateFrom(pol, a, evidence, now, from)
 	if err != nil {
 		return nil, err
 	}

@@ -28,26 +28,35 @@ func Stage(p *Planner) pipeline.Stage {
 		if err != nil {
 			return fmt.Errorf("plan: %w", err)
 		}
-		if !plan.Matched {
-			w.Record(incident.EventUnmatched, plan.Why, map[string]string{"alertname": inc.AlertName, "mode": w.Mode})
-			w.Stop()
-			return nil
-		}
-		w.Record(EventMatched, plan.Why, map[string]any{"policy": plan.Policy, "target": plan.Target, "targetError": plan.TargetError})
-		if plan.TargetError == "" {
-			failed := 0
-			for _, r := range plan.Evidence {
-				if r.Err != nil {
-					failed++
-				}
-			}
-			w.Record(EventDiagnosed, fmt.Sprintf("%d probes, %d failed", len(plan.Evidence), failed),
-				map[string]any{"evidence": plan.Evidence})
-		}
-		w.Record(EventPlanned, Summary(plan, w.Mode), map[string]any{"mode": w.Mode, "decision": plan.Decision, "target": plan.Target,
-			"change": plan.Change, "changeError": plan.ChangeError, "blocks": plan.Blocks})
+		RecordPlan(w, plan, w.Mode)
 		return nil
 	})
+}
+
+// RecordPlan records a plan on the work's timeline: unmatched (and stops
+// the work), or matched, diagnosed and planned. It reports whether the plan
+// is for a policy-governed incident, so acting on it may follow.
+func RecordPlan(w *pipeline.Work, plan *Plan, mode string) bool {
+	inc := w.Incident
+	if !plan.Matched {
+		w.Record(incident.EventUnmatched, plan.Why, map[string]string{"alertname": inc.AlertName, "mode": mode})
+		w.Stop()
+		return false
+	}
+	w.Record(EventMatched, plan.Why, map[string]any{"policy": plan.Policy, "target": plan.Target, "targetError": plan.TargetError})
+	if plan.TargetError == "" {
+		failed := 0
+		for _, r := range plan.Evidence {
+			if r.Err != nil {
+				failed++
+			}
+		}
+		w.Record(EventDiagnosed, fmt.Sprintf("%d probes, %d failed", len(plan.Evidence), failed),
+			map[string]any{"evidence": plan.Evidence})
+	}
+	w.Record(EventPlanned, Summary(plan, mode), map[string]any{"mode": mode, "decision": plan.Decision, "target": plan.Target,
+		"change": plan.Change, "changeError": plan.ChangeError, "blocks": plan.Blocks})
+	return true
 }
 
 // Summary is the one-line reason recorded with a plan.
@@ -79,7 +88,7 @@ func Summary(plan *Plan, mode string) string {
 	}
 	verb := "would " + what
 	if mode != "dry-run" {
-		verb = "plan: " + what + " (not executed: this version does not act yet)"
+		verb = "plan: " + what
 	}
 	return fmt.Sprintf("%s (remedy %s, %s)", verb, d.Remedy, d.Priority)
 }
