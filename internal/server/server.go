@@ -56,6 +56,11 @@ type Options struct {
 	Checks []HealthCheck
 	// Now is the clock (tests set it).
 	Now func() time.Time
+	// Control serves the operator API (pause, maintenance windows,
+	// approvals); nil leaves those endpoints out.
+	Control Control
+	// Leader reports whether this replica executes actions (nil: it does).
+	Leader func() bool
 }
 
 // Server serves the service's HTTP API.
@@ -91,6 +96,9 @@ func New(opt Options) *Server {
 		r.Post("/webhook/alertmanager", s.webhook)
 		r.Get("/api/v1/incidents", s.listIncidents)
 		r.Get("/api/v1/incidents/{id}", s.getIncident)
+		if opt.Control != nil {
+			s.controlRoutes(r)
+		}
 	})
 	s.handler = r
 	return s
@@ -298,7 +306,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "store": err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": s.leader()})
+}
+
+func (s *Server) leader() bool {
+	if s.opt.Leader == nil {
+		return true
+	}
+	return s.opt.Leader()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -33,6 +33,8 @@ type fixture struct {
 	auth    *Authenticator
 	metrics *Metrics
 	reg     *prometheus.Registry
+
+	decisions []string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -62,7 +64,7 @@ func (f *fixture) start() {
 	f.reg = prometheus.NewRegistry()
 	f.metrics = NewMetrics(f.reg)
 	f.srv = New(Options{Store: st, Auth: f.auth, Log: zap.NewNop(), Metrics: f.metrics, Gatherer: f.reg,
-		MaxBodyBytes: 1 << 20, Mode: "dry-run", Version: "test"})
+		MaxBodyBytes: 1 << 20, Mode: "dry-run", Version: "test", Control: &testControl{Store: st, decisions: &f.decisions}})
 	f.http = httptest.NewServer(f.srv)
 	t.Cleanup(f.stop)
 }
