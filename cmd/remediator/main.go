@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"os"
+	_ "time/tzdata" // maintenance windows name time zones; the distroless image has no zoneinfo to rely on
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +27,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newVersionCmd(), newIncidentsCmd(), newPlanCmd(), newPolicyCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newIncidentsCmd(), newPlanCmd(), newPolicyCmd(), newRBACCmd())
 	return root
 }
 

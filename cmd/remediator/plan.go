@@ -41,12 +41,12 @@ func newPlanCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			kube, kubeErr := kubeClient(kubeconfig)
+			kube, restCfg, kubeErr := kubeClient(kubeconfig)
 			if kubeErr != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning: no Kubernetes client, cluster probes are not run:", kubeErr)
 			}
 			p := &planner.Planner{Policies: func() *policy.Set { return set }, Probes: probes(kube, prometheusURL), Kube: kube,
-				Actions: actions(kube)}
+				Actions: actions(kube, restCfg)}
 			var out []alertPlan
 			for _, a := range n.Alerts {
 				pa := policy.Alert{Status: a.Status, Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt}

@@ -24,12 +24,16 @@ import (
 
 	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/config"
+	"github.com/remediator/remediator/internal/executor"
+	"github.com/remediator/remediator/internal/guard"
 	"github.com/remediator/remediator/internal/incident"
+	"github.com/remediator/remediator/internal/leader"
 	"github.com/remediator/remediator/internal/pipeline"
 	"github.com/remediator/remediator/internal/planner"
 	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/server"
+	"github.com/remediator/remediator/internal/store"
 	"github.com/remediator/remediator/internal/store/open"
 	"github.com/remediator/remediator/internal/version"
 	"github.com/remediator/remediator/internal/worker"
@@ -189,7 +193,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	kube, kubeErr := kubeClient(cfg.Kubeconfig)
+	kube, restCfg, kubeErr := kubeClient(cfg.Kubeconfig)
 	if kubeErr != nil {
 		log.Warn("no Kubernetes client: probes that read the cluster are not configured and plans escalate",
 			zap.Error(kubeErr))
@@ -198,7 +202,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Policies: reloader.Current,
 		Probes:   probes(kube, cfg.Prometheus.URL),
 		Kube:     kube,
-		Actions:  actions(kube),
+		Actions:  actions(kube, restCfg),
 	}
 	st, err := open.Open(ctx, cfg.Store)
 	if err != nil {
@@ -212,13 +216,48 @@ func serve(ctx context.Context, cfg config.Config) error {
 
 	metrics := server.NewMetrics(reg)
 	hostname, _ := os.Hostname()
+	identity := cfg.HA.Identity
+	if identity == "" {
+		identity = fmt.Sprintf("%s-%d", hostname, os.Getpid())
+	}
+	guards, err := guardSettings(cfg.Guards)
+	if err != nil {
+		return err
+	}
+	approvals := make([]policy.Priority, 0, len(cfg.Guards.ApprovalPriorities))
+	for _, p := range cfg.Guards.ApprovalPriorities {
+		approvals = append(approvals, policy.Priority(p))
+	}
+	var elector *leader.Elector
+	if cfg.HA.LeaderElection {
+		elector, err = leader.New(leader.Config{Namespace: cfg.HA.LeaseNamespace, Name: cfg.HA.LeaseName, Identity: identity,
+			LeaseDuration: cfg.HA.LeaseDuration.Duration, RenewDeadline: cfg.HA.RenewDeadline.Duration, RetryPeriod: cfg.HA.RetryPeriod.Duration},
+			kube, reg, log.Named("leader"))
+		if err != nil {
+			return err
+		}
+	} else {
+		leader.Gauge(reg).Set(1)
+	}
+	crashAt := crashHook(os.Getenv("REMEDIATOR_TEST_CRASH_AFTER"), log)
+	exec := &executor.Executor{
+		Config: executor.Config{Mode: cfg.Mode, Guards: guards, ApprovalPriorities: approvals,
+			Owner: identity, ApplyTimeout: cfg.Worker.Lease.Duration / 3,
+			AfterIntent: crashAt("intent"), AfterApply: crashAt("apply")},
+		Store:    st,
+		Planner:  planr,
+		Actions:  planr.Actions,
+		Targets:  executor.KubeTargets{Kube: kube},
+		Policies: reloader.Current,
+		Metrics:  executor.NewMetrics(reg, guard.Names()),
+		Log:      log.Named("executor"),
+	}
 	wk := worker.New(worker.Options{
-		Name:  fmt.Sprintf("%s-%d-%s", hostname, os.Getpid(), incident.NewID()[:8]),
+		Name:  fmt.Sprintf("%s-%s", identity, incident.NewID()[:8]),
 		Queue: st,
 		Pipeline: pipeline.Seq{
 			pipeline.Load(st),
-			pipeline.Triage(),
-			planner.Stage(planr),
+			exec.Stages(),
 		},
 		Mode:        cfg.Mode,
 		Concurrency: cfg.Worker.Concurrency,
@@ -236,7 +275,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Mode:         cfg.Mode,
 		Version:      version.Version,
-		Checks:       []server.HealthCheck{{Name: "worker", Check: wk.Check}},
+		Checks:       []server.HealthCheck{{Name: "worker", Check: workerCheck(wk, elector)}},
+		Control:      control{Store: st, exec: exec},
+		Leader:       leading(elector),
 	})
 	hs := &http.Server{
 		Handler:           srv,
@@ -270,13 +311,17 @@ func serve(ctx context.Context, cfg config.Config) error {
 		zap.String("mode", cfg.Mode), zap.String("store", redactDSN(cfg.Store)),
 		zap.String("policies", cfg.Policies), zap.Int("policyCount", len(reloader.Current().Policies())),
 		zap.Bool("kubernetes", kube != nil), zap.String("prometheus", cfg.Prometheus.URL), zap.Bool("tls", tc != nil),
-		zap.String("note", "plans are recorded, not executed: actions and guards are not built yet"))
+		zap.Strings("namespaces", cfg.Guards.Namespaces), zap.Bool("leaderElection", elector != nil), zap.String("identity", identity))
 
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
-		_ = wk.Run(workerCtx)
+		if elector == nil {
+			_ = wk.Run(workerCtx)
+			return
+		}
+		elector.Run(workerCtx, func(lctx context.Context) { _ = wk.Run(lctx) })
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -366,7 +411,7 @@ func policyReloader(dir string, reg prometheus.Registerer, log *zap.Logger) (*po
 
 // kubeClient builds the client of the service's own identity: from the
 // kubeconfig file when one is given, else the in-cluster service account.
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+func kubeClient(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
 	var rc *rest.Config
 	var err error
 	if kubeconfig != "" {
@@ -375,19 +420,93 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		rc, err = rest.InClusterConfig()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rc.UserAgent = "remediator/" + version.Version
-	return kubernetes.NewForConfig(rc)
+	// One request never hangs longer than this; Apply retries within its
+	// own budget.
+	rc.Timeout = 10 * time.Second
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kube, rc, nil
 }
 
-// actions are the remediation actions, for planning exact changes and their
-// pre-flight checks; none without a cluster client.
-func actions(kube kubernetes.Interface) map[string]action.Action {
+// actions are the remediation actions; none without a cluster client.
+func actions(kube kubernetes.Interface, rc *rest.Config) map[string]action.Action {
 	if kube == nil {
 		return nil
 	}
-	return action.New(kube)
+	return action.NewWithConfig(kube, rc)
+}
+
+// guardSettings turns the configuration's guards into the guards' global
+// settings (recurring maintenance windows parsed once, here).
+func guardSettings(c config.GuardsConfig) (guard.Settings, error) {
+	s := guard.Settings{
+		Namespaces: c.Namespaces, ProtectedLabel: c.ProtectedLabel, ProtectedAnnotation: c.ProtectedAnnotation,
+		Cooldown: c.Cooldown.Duration, MaxPerTargetPerHour: c.MaxPerTargetPerHour, MaxGlobalPerHour: c.MaxPerHour,
+		MinHealthyPercent: c.MinHealthyPercent, BreakerFailures: c.CircuitBreaker,
+	}
+	for i, m := range c.Maintenance {
+		r, err := guard.ParseRecurring(guard.Recurring{Name: m.Name, Days: m.Days, Start: m.Start, End: m.End, TZ: m.TZ, Namespaces: m.Namespaces})
+		if err != nil {
+			return guard.Settings{}, fmt.Errorf("guards.maintenance[%d]: %w", i, err)
+		}
+		s.Schedule = append(s.Schedule, r)
+	}
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil && len(s.Namespaces) > 0 {
+		return guard.Settings{}, fmt.Errorf("guards: %w", err)
+	}
+	return s, nil
+}
+
+// control is the operator API: the store's pause and windows, the
+// executor's approve/reject path.
+type control struct {
+	store.Store
+	exec *executor.Executor
+}
+
+func (c control) Decide(ctx context.Context, incidentID string, approve bool, by, reason string) (store.Proposal, error) {
+	return c.exec.Decide(ctx, incidentID, approve, by, reason)
+}
+
+// crashHook is for crash tests only: with REMEDIATOR_TEST_CRASH_AFTER set to
+// "intent" or "apply", the process logs "crash point reached" and then
+// hangs at that point of the first execution, so the test can kill -9 it
+// exactly between intent and outcome.
+func crashHook(at string, log *zap.Logger) func(point string) func(string) {
+	return func(point string) func(string) {
+		if at != point {
+			return nil
+		}
+		return func(id string) {
+			log.Warn("crash point reached", zap.String("point", point), zap.String("execution", id))
+			select {}
+		}
+	}
+}
+
+// leading reports leadership for /readyz (always, without election).
+func leading(e *leader.Elector) func() bool {
+	if e == nil {
+		return func() bool { return true }
+	}
+	return e.IsLeader
+}
+
+// workerCheck is the worker's health check; a replica that does not lead
+// runs no worker and is healthy.
+func workerCheck(wk *worker.Worker, e *leader.Elector) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if e != nil && !e.IsLeader() {
+			return nil
+		}
+		return wk.Check(ctx)
+	}
 }
 
 // probes wires the probes to their sources. Without a Kubernetes client only

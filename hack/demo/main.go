@@ -5,8 +5,11 @@
 // policies and its own least-privilege identity, makes Alertmanager send a
 // HighErrorRate alert, and prints the incident: the runbook's diagnosis
 // (rollout history, error distribution, resources, dependencies) and the
-// plan (roll back). Then it resolves the alert, shows the incident closed,
-// checks that dry-run changed nothing, and cleans everything up.
+// proposal (roll back to revision 1). It checks that dry-run changed
+// nothing, then approves the proposal through the API as an operator would:
+// the guards run again, the rollback happens, its rollout is verified. Then
+// it resolves the alert, shows the incident verified and closed, and cleans
+// everything up.
 //
 // Run it through `make demo` (which builds bin/remediator and the bed's
 // binaries first), or `go run ./hack/demo` once they are built.
@@ -166,13 +169,20 @@ func run(ctx context.Context) error {
 		return err
 	}
 	base := "http://" + addr
-	say("starting remediator serve on %s (dry-run, SQLite, bearer token)", addr)
+	// Guards: only the demo namespace may be changed (an empty allow-list
+	// allows none).
+	demoConfig := filepath.Join(work, "remediator.yaml")
+	if err := os.WriteFile(demoConfig, []byte("guards:\n  namespaces: ["+ns+"]\n"), 0o600); err != nil {
+		return err
+	}
+	say("starting remediator serve on %s (dry-run, SQLite, bearer token, guards allow namespace %s)", addr, ns)
 	logFile, err := os.Create(filepath.Join(work, "remediator.log"))
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
 	srv := exec.Command(bin, "serve", "--listen", addr, "--mode", "dry-run",
+		"--config", demoConfig,
 		"--store", "sqlite://"+filepath.Join(work, "remediator.db"), "--webhook-token-file", token,
 		"--policies", policies, "--kubeconfig", bed.State().RemediatorKubeconfig)
 	srv.Stdout, srv.Stderr = logFile, logFile
@@ -239,24 +249,51 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	say("resolving the alert in Alertmanager")
-	if err := am.ResolveAlerts(ctx, alert); err != nil {
+	d2, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
+	if err != nil {
 		return err
 	}
-	if _, err := waitIncident(ctx, base, token, func(status string, _ []string) bool { return status == "resolved" }); err != nil {
+	say("dry-run: the plan was proposed, the cluster was not changed (deployment generation %d → %d)", d.Generation, d2.Generation)
+	if d2.Generation != d.Generation {
+		return fmt.Errorf("deployment changed in dry-run")
+	}
+
+	say("an operator approves the proposal (POST /api/v1/incidents/%s/approve); the guards run again", id)
+	if err := post(ctx, base, token, "/api/v1/incidents/"+id+"/approve", `{"by":"demo-operator","reason":"rollback looks right"}`); err != nil {
+		return err
+	}
+	if _, err := waitIncident(ctx, base, token, func(_ string, events []string) bool {
+		return contains(events, "rollout-complete") || contains(events, "failed") || contains(events, "blocked")
+	}); err != nil {
 		keep = true
 		return err
 	}
 	if err := show(ctx, bin, base, token, id); err != nil {
 		return err
 	}
-	d2, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
+	d3, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	say("dry-run: the plan was recorded, the cluster was not changed (deployment generation %d → %d)", d.Generation, d2.Generation)
-	if d2.Generation != d.Generation {
-		return fmt.Errorf("deployment changed in dry-run")
+	fmt.Printf("    deployment/%s: revision %s, image %s\n", d3.Name, d3.Annotations["deployment.kubernetes.io/revision"],
+		d3.Spec.Template.Spec.Containers[0].Image)
+	if img := d3.Spec.Template.Spec.Containers[0].Image; img != "registry.example/platform-service:v1.0.0" {
+		keep = true
+		return fmt.Errorf("after the approved rollback the image is %s, want v1.0.0", img)
+	}
+
+	say("the errors stop; resolving the alert in Alertmanager")
+	if err := am.ResolveAlerts(ctx, alert); err != nil {
+		return err
+	}
+	if _, err := waitIncident(ctx, base, token, func(status string, events []string) bool {
+		return status == "resolved" && contains(events, "verified")
+	}); err != nil {
+		keep = true
+		return err
+	}
+	if err := show(ctx, bin, base, token, id); err != nil {
+		return err
 	}
 	fmt.Println("\ndemo: OK")
 	return nil
@@ -387,6 +424,28 @@ func waitIncident(ctx context.Context, base, tokenFile string, ok func(status st
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// post sends an operator API request with the bearer token.
+func post(ctx context.Context, base, tokenFile, path, body string) error {
+	tok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return err
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, e.Error)
+	}
+	return nil
 }
 
 func show(ctx context.Context, bin, base, token string, args ...string) error {

@@ -49,6 +49,48 @@ type Config struct {
 	Kubeconfig string           `yaml:"kubeconfig"`
 	Prometheus PrometheusConfig `yaml:"prometheus"`
 	Log        LogConfig        `yaml:"log"`
+	Guards     GuardsConfig     `yaml:"guards"`
+	HA         HAConfig         `yaml:"ha"`
+}
+
+// GuardsConfig are the service-wide guard settings (a policy's guards
+// override the per-target ones). Zero values mean the documented defaults;
+// an empty namespace allow-list allows no namespace (fail closed).
+type GuardsConfig struct {
+	Namespaces          []string `yaml:"namespaces"`
+	ProtectedLabel      string   `yaml:"protected_label"`
+	ProtectedAnnotation string   `yaml:"protected_annotation"`
+	Cooldown            Duration `yaml:"cooldown"`
+	MaxPerTargetPerHour int      `yaml:"max_actions_per_target_per_hour"`
+	MaxPerHour          int      `yaml:"max_actions_per_hour"`
+	MinHealthyPercent   int      `yaml:"min_healthy_percent"`
+	CircuitBreaker      int      `yaml:"circuit_breaker"`
+	// ApprovalPriorities need a person's approval (e.g. [P0]).
+	ApprovalPriorities []string `yaml:"approval_priorities"`
+	// Maintenance are recurring windows during which nothing is changed.
+	Maintenance []MaintenanceWindow `yaml:"maintenance"`
+}
+
+// MaintenanceWindow is a recurring window, e.g. Sat 22:00–04:00 Europe/Berlin.
+type MaintenanceWindow struct {
+	Name       string   `yaml:"name"`
+	Days       []string `yaml:"days"`
+	Start      string   `yaml:"start"`
+	End        string   `yaml:"end"`
+	TZ         string   `yaml:"tz"`
+	Namespaces []string `yaml:"namespaces"`
+}
+
+// HAConfig turns on leader election: several replicas accept webhooks
+// (share a PostgreSQL store), only the Lease holder acts.
+type HAConfig struct {
+	LeaderElection bool     `yaml:"leader_election"`
+	LeaseNamespace string   `yaml:"lease_namespace"`
+	LeaseName      string   `yaml:"lease_name"`
+	Identity       string   `yaml:"identity"` // default: hostname-pid
+	LeaseDuration  Duration `yaml:"lease_duration"`
+	RenewDeadline  Duration `yaml:"renew_deadline"`
+	RetryPeriod    Duration `yaml:"retry_period"`
 }
 
 // AuthConfig says which credentials the webhook and API accept. With both
@@ -118,6 +160,7 @@ func Default() Config {
 			Poll:        Duration{500 * time.Millisecond},
 		},
 		Log: LogConfig{Level: "info"},
+		HA:  HAConfig{LeaseName: "remediator-leader"},
 	}
 }
 
@@ -138,13 +181,16 @@ func LoadFile(cfg *Config, path string) error {
 // sections names the YAML section each config type is read from, so an
 // unknown key is reported with its full path.
 var sections = map[string]string{
-	"config.Config":           "",
-	"config.AuthConfig":       "auth.",
-	"config.BasicAuthConfig":  "auth.basic_auth.",
-	"config.TLSConfig":        "tls.",
-	"config.WorkerConfig":     "worker.",
-	"config.LogConfig":        "log.",
-	"config.PrometheusConfig": "prometheus.",
+	"config.Config":            "",
+	"config.AuthConfig":        "auth.",
+	"config.BasicAuthConfig":   "auth.basic_auth.",
+	"config.TLSConfig":         "tls.",
+	"config.WorkerConfig":      "worker.",
+	"config.LogConfig":         "log.",
+	"config.PrometheusConfig":  "prometheus.",
+	"config.GuardsConfig":      "guards.",
+	"config.MaintenanceWindow": "guards.maintenance[].",
+	"config.HAConfig":          "ha.",
 }
 
 var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
@@ -185,6 +231,25 @@ func envSetters(cfg *Config) map[string]func(string) error {
 		"LOG_LEVEL":          str(&cfg.Log.Level),
 		"KUBECONFIG":         str(&cfg.Kubeconfig),
 		"PROMETHEUS_URL":     str(&cfg.Prometheus.URL),
+		"GUARDS_NAMESPACES": func(v string) error {
+			cfg.Guards.Namespaces = nil
+			for _, ns := range strings.Split(v, ",") {
+				if ns = strings.TrimSpace(ns); ns != "" {
+					cfg.Guards.Namespaces = append(cfg.Guards.Namespaces, ns)
+				}
+			}
+			return nil
+		},
+		"LEADER_ELECTION": func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not a boolean: %q", v)
+			}
+			cfg.HA.LeaderElection = b
+			return nil
+		},
+		"LEASE_NAMESPACE": str(&cfg.HA.LeaseNamespace),
+		"HA_IDENTITY":     str(&cfg.HA.Identity),
 		"MAX_BODY_BYTES": func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -261,6 +326,25 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.Poll.Duration <= 0 {
 		errs = append(errs, fmt.Errorf("worker.poll: must be positive, got %s", c.Worker.Poll))
+	}
+	for _, p := range c.Guards.ApprovalPriorities {
+		switch p {
+		case "P0", "P1", "P2", "P3":
+		default:
+			errs = append(errs, fmt.Errorf("guards.approval_priorities: %q is not P0, P1, P2 or P3", p))
+		}
+	}
+	for k, v := range map[string]int{"max_actions_per_target_per_hour": c.Guards.MaxPerTargetPerHour,
+		"max_actions_per_hour": c.Guards.MaxPerHour, "circuit_breaker": c.Guards.CircuitBreaker} {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("guards.%s: must not be negative, got %d", k, v))
+		}
+	}
+	if p := c.Guards.MinHealthyPercent; p < 0 || p > 100 {
+		errs = append(errs, fmt.Errorf("guards.min_healthy_percent: must be between 0 and 100, got %d", p))
+	}
+	if c.HA.LeaderElection && (c.HA.LeaseNamespace == "" || c.HA.LeaseName == "") {
+		errs = append(errs, errors.New("ha: leader_election needs lease_namespace and lease_name"))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
