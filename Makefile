@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/remediator/remediator/internal/version.Version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build deps testbed-build testbed-up testbed-down test test-short lint fuzz run demo bench clean
+.PHONY: all build deps testbed-build testbed-up testbed-down test test-short lint fuzz run demo bench clean deploy-sync deploy-crds
 
 all: build
 
@@ -23,6 +23,18 @@ deps:
 testbed-build:
 	@hack/testbed/build.sh
 
+# Copies policies/ into deploy/base/policies (kustomize loads files only from
+# inside a kustomization) and regenerates deploy/base/rbac.yaml; tests fail
+# while either is stale.
+deploy-sync:
+	@hack/deploy-sync.sh
+
+# prometheus-operator CRDs for internal/deploytest, generated with
+# controller-gen from the published API types into bin/monitoring-crds
+# (cached by version stamp).
+deploy-crds:
+	@hack/tools/crdgen/generate.sh
+
 testbed-up: deps testbed-build
 	$(GO) build -o bin/testbed ./cmd/testbed
 	bin/testbed up --dir .testbed --detach
@@ -36,7 +48,7 @@ lint:
 
 # Every test, with the race detector, against the real components, then a
 # short fuzz run of the webhook decoder.
-test: deps testbed-build lint
+test: deps testbed-build deploy-crds lint
 	@hack/test.sh
 	$(GO) test ./internal/intake -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 

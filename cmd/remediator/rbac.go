@@ -17,12 +17,12 @@ import (
 func newRBACCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "rbac",
-		Short: "Print the least-privilege RBAC the probes and actions declare (deploy/rbac/remediator.yaml)",
+		Short: "Print the least-privilege RBAC the probes and actions declare (deploy/base/rbac.yaml)",
 		Long: `Prints, from the permissions every probe and action declares in code:
 a ClusterRole "remediator" with what the service needs in each namespace it
 may act on (bind it there with a RoleBinding, one per allowed namespace), and
 a ClusterRole "remediator-leader-election" for the Lease in the service's own
-namespace. A test keeps deploy/rbac/remediator.yaml equal to this output.`,
+namespace. A test keeps deploy/base/rbac.yaml equal to this output.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return writeRBAC(cmd.OutOrStdout())

@@ -7,20 +7,20 @@ import (
 	"testing"
 )
 
-// deploy/rbac/remediator.yaml is generated from the declarations in code;
+// deploy/base/rbac.yaml is generated from the declarations in code;
 // this keeps the two equal.
 func TestRBACCommitted(t *testing.T) {
 	var b bytes.Buffer
 	if err := writeRBAC(&b); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("..", "..", "deploy", "rbac", "remediator.yaml")
+	path := filepath.Join("..", "..", "deploy", "base", "rbac.yaml")
 	got, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, b.Bytes()) {
-		t.Fatalf("%s is stale: run `go run ./cmd/remediator rbac > deploy/rbac/remediator.yaml`", path)
+		t.Fatalf("%s is stale: run `go run ./cmd/remediator rbac > deploy/base/rbac.yaml`", path)
 	}
 	for _, want := range []string{"pods/eviction", "deployments/scale", "horizontalpodautoscalers", "leases", "replicasets"} {
 		if !bytes.Contains(got, []byte(want)) {
