@@ -252,6 +252,10 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Metrics:  executor.NewMetrics(reg, guard.Names()),
 		Log:      log.Named("executor"),
 	}
+	// Escalation: priorities, deadlines, acknowledgements, the outbox and
+	// its delivery loop (docs/escalation.md).
+	esc, deliverer := escalationSetup(cfg.Escalation, st, reg, log.Named("escalation"), identity+"-"+incident.NewID()[:8])
+	exec.Escalation = esc
 	wk := worker.New(worker.Options{
 		Name:  fmt.Sprintf("%s-%s", identity, incident.NewID()[:8]),
 		Queue: st,
@@ -318,10 +322,10 @@ func serve(ctx context.Context, cfg config.Config) error {
 	go func() {
 		defer close(workerDone)
 		if elector == nil {
-			_ = wk.Run(workerCtx)
+			alongside(workerCtx, wk.Run, deliverer)
 			return
 		}
-		elector.Run(workerCtx, func(lctx context.Context) { _ = wk.Run(lctx) })
+		elector.Run(workerCtx, func(lctx context.Context) { alongside(lctx, wk.Run, deliverer) })
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -51,6 +52,8 @@ type Config struct {
 	Log        LogConfig        `yaml:"log"`
 	Guards     GuardsConfig     `yaml:"guards"`
 	HA         HAConfig         `yaml:"ha"`
+	// Escalation says who is told, by priority (docs/escalation.md).
+	Escalation EscalationConfig `yaml:"escalation"`
 }
 
 // GuardsConfig are the service-wide guard settings (a policy's guards
@@ -191,6 +194,11 @@ var sections = map[string]string{
 	"config.GuardsConfig":      "guards.",
 	"config.MaintenanceWindow": "guards.maintenance[].",
 	"config.HAConfig":          "ha.",
+	// escalation (see EscalationConfig)
+	"config.EscalationConfig":  "escalation.",
+	"config.EscalationLevel":   "escalation.<priority>.",
+	"config.EscalationWebhook": "escalation.<priority>.webhooks[].",
+	"config.DeliveryConfig":    "escalation.delivery.",
 }
 
 var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
@@ -343,6 +351,7 @@ func (c *Config) Validate() error {
 	if p := c.Guards.MinHealthyPercent; p < 0 || p > 100 {
 		errs = append(errs, fmt.Errorf("guards.min_healthy_percent: must be between 0 and 100, got %d", p))
 	}
+	errs = append(errs, c.Escalation.validate()...)
 	if c.HA.LeaderElection && (c.HA.LeaseNamespace == "" || c.HA.LeaseName == "") {
 		errs = append(errs, errors.New("ha: leader_election needs lease_namespace and lease_name"))
 	}
@@ -373,4 +382,90 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// Escalation (docs/escalation.md).
+
+// EscalationConfig says who is told when an incident escalates, by
+// priority, and how notifications are delivered.
+type EscalationConfig struct {
+	P0 EscalationLevel `yaml:"P0"`
+	P1 EscalationLevel `yaml:"P1"`
+	P2 EscalationLevel `yaml:"P2"`
+	P3 EscalationLevel `yaml:"P3"`
+	// ExternalURL is the service's URL as people reach it, for the links
+	// in notifications (e.g. https://remediator.example.com).
+	ExternalURL string         `yaml:"external_url"`
+	Delivery    DeliveryConfig `yaml:"delivery"`
+}
+
+// EscalationLevel is who is told at one priority.
+type EscalationLevel struct {
+	Webhooks []EscalationWebhook `yaml:"webhooks"`
+	// Mention is passed in the notification (e.g. "@oncall-lead").
+	Mention string `yaml:"mention"`
+}
+
+// EscalationWebhook is an outgoing webhook: the notification's JSON is
+// POSTed to URL.
+type EscalationWebhook struct {
+	// Name identifies the target on the timeline; default "P1-webhook-1"
+	// (priority and position). Unique.
+	Name            string   `yaml:"name"`
+	URL             string   `yaml:"url"`
+	BearerTokenFile string   `yaml:"bearer_token_file"`
+	Timeout         Duration `yaml:"timeout"` // per request; default 10s
+}
+
+// DeliveryConfig tunes the delivery of notifications.
+type DeliveryConfig struct {
+	MaxBackoff  Duration `yaml:"max_backoff"`   // longest wait between two attempts; default 5m
+	GiveUpAfter Duration `yaml:"give_up_after"` // a notification still failing this long after its escalation is given up; default 24h
+}
+
+// Levels returns the levels by priority name.
+func (e EscalationConfig) Levels() map[string]EscalationLevel {
+	return map[string]EscalationLevel{"P0": e.P0, "P1": e.P1, "P2": e.P2, "P3": e.P3}
+}
+
+// WebhookName is the name of webhook i (0-based) of priority p.
+func (w EscalationWebhook) WebhookName(p string, i int) string {
+	if w.Name != "" {
+		return w.Name
+	}
+	return fmt.Sprintf("%s-webhook-%d", p, i+1)
+}
+
+func (e EscalationConfig) validate() []error {
+	var errs []error
+	names := map[string]string{}
+	for _, p := range []string{"P0", "P1", "P2", "P3"} {
+		for i, w := range e.Levels()[p].Webhooks {
+			where := fmt.Sprintf("escalation.%s.webhooks[%d]", p, i)
+			u, err := url.Parse(w.URL)
+			switch {
+			case w.URL == "":
+				errs = append(errs, fmt.Errorf("%s.url: required", where))
+			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+				errs = append(errs, fmt.Errorf("%s.url: %q is not an http(s) URL", where, w.URL))
+			}
+			if w.Timeout.Duration < 0 {
+				errs = append(errs, fmt.Errorf("%s.timeout: must not be negative", where))
+			}
+			name := w.WebhookName(p, i)
+			if other, dup := names[name]; dup {
+				errs = append(errs, fmt.Errorf("%s.name: %q is also the name of %s", where, name, other))
+			}
+			names[name] = where
+		}
+	}
+	if e.ExternalURL != "" {
+		if u, err := url.Parse(e.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("escalation.external_url: %q is not an http(s) URL", e.ExternalURL))
+		}
+	}
+	if e.Delivery.MaxBackoff.Duration < 0 || e.Delivery.GiveUpAfter.Duration < 0 {
+		errs = append(errs, errors.New("escalation.delivery: durations must not be negative"))
+	}
+	return errs
 }

@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/remediator/remediator/internal/action"
+	"github.com/remediator/remediator/internal/escalation"
 	"github.com/remediator/remediator/internal/guard"
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/pipeline"
@@ -115,6 +116,12 @@ type Executor struct {
 	Metrics  *Metrics
 	Log      *zap.Logger
 	Now      func() time.Time
+	// Escalation makes escalations real: the incident's priority is
+	// recorded when it is planned (a P0 is handed to people at once), its
+	// response deadlines are scheduled, and every escalation notifies the
+	// targets of its priority through the outbox. nil: an escalation is a
+	// timeline record only.
+	Escalation *escalation.Escalator
 }
 
 func (e *Executor) now() time.Time {
@@ -133,7 +140,7 @@ func (e *Executor) log() *zap.Logger {
 
 // Stages returns the pipeline for every job kind. Load has run before.
 func (e *Executor) Stages() pipeline.ByKind {
-	return pipeline.ByKind{
+	stages := pipeline.ByKind{
 		incident.JobFiring:   pipeline.StageFunc(e.firing),
 		incident.JobResolved: pipeline.StageFunc(e.resolved),
 		KindVerify:           pipeline.StageFunc(e.verify),
@@ -141,6 +148,10 @@ func (e *Executor) Stages() pipeline.ByKind {
 		KindApproved:         pipeline.StageFunc(e.approved),
 		KindExpire:           pipeline.StageFunc(e.expire),
 	}
+	if e.Escalation != nil {
+		stages[escalation.KindDeadline] = e.Escalation.Stage()
+	}
+	return stages
 }
 
 // firing handles a new episode: reconcile what a crashed predecessor left,
@@ -161,7 +172,7 @@ func (e *Executor) firing(ctx context.Context, w *pipeline.Work) error {
 		w.Record(incident.EventCancelled, "alert resolved before remediation started; nothing will be done", nil)
 		return nil
 	}
-	return e.planAndAct(ctx, w, 0)
+	return e.planAndAct(ctx, w, 0, "")
 }
 
 // reconciled is what reconcile found on the incident's ledger.
@@ -268,8 +279,10 @@ func (e *Executor) reconcile(ctx context.Context, w *pipeline.Work) (reconciled,
 	return reconciled{execs: execs}, nil
 }
 
-// planAndAct plans from ladder rung `from` and acts on the plan.
-func (e *Executor) planAndAct(ctx context.Context, w *pipeline.Work, from int) error {
+// planAndAct plans from ladder rung `from` and acts on the plan. after is
+// why the ladder moved on (escalation.ReasonFailed or ReasonIneffective:
+// the previous rung's outcome), "" on the first rung.
+func (e *Executor) planAndAct(ctx context.Context, w *pipeline.Work, from int, after string) error {
 	inc := w.Incident
 	plan, err := e.Planner.PlanFrom(ctx, policy.Alert{Status: inc.Status, Labels: inc.Labels, Annotations: inc.Annotations, StartsAt: inc.StartsAt}, from)
 	if err != nil {
@@ -279,7 +292,27 @@ func (e *Executor) planAndAct(ctx context.Context, w *pipeline.Work, from int) e
 	if !planner.RecordPlan(w, plan, mode) {
 		return nil
 	}
-	return e.act(ctx, w, plan, mode)
+	if err := e.prioritize(ctx, w, plan); err != nil {
+		return err
+	}
+	return e.act(ctx, w, plan, mode, after)
+}
+
+// escalatesAtOnce reports whether act hands the plan to people without
+// trying anything.
+func escalatesAtOnce(plan *planner.Plan) bool {
+	d := plan.Decision
+	return plan.TargetError != "" || d.Escalated || d.Action == "escalate" || plan.ChangeError != "" || len(plan.Blocks) > 0
+}
+
+// prioritize records the plan's priority on the incident (with its
+// deadline; a P0 is handed to people at once, unless act is about to
+// escalate it anyway).
+func (e *Executor) prioritize(ctx context.Context, w *pipeline.Work, plan *planner.Plan) error {
+	if e.Escalation == nil || plan.Decision == nil {
+		return nil
+	}
+	return e.Escalation.Prioritize(ctx, w, plan.Decision.Priority, !escalatesAtOnce(plan))
 }
 
 // mode is the effective mode: the policy's, else the global one; dry-run
@@ -308,20 +341,21 @@ func (e *Executor) approvalRequired(p *policy.Policy, pr policy.Priority) (bool,
 }
 
 // act decides what to do with a plan: escalate, propose, or execute.
-func (e *Executor) act(ctx context.Context, w *pipeline.Work, plan *planner.Plan, mode string) error {
+func (e *Executor) act(ctx context.Context, w *pipeline.Work, plan *planner.Plan, mode, after string) error {
 	d := plan.Decision
 	switch {
 	case plan.TargetError != "" || d.Escalated || d.Action == "escalate":
-		e.escalate(w, d.Priority, planner.Summary(plan, mode), "")
-		return nil
+		why := escalation.ReasonNoRemedy
+		if after != "" && plan.TargetError == "" {
+			why = after // the ladder's end: the last rung failed or did not work
+		}
+		return e.escalate(ctx, w, d.Priority, why, planner.Summary(plan, mode), "")
 	case plan.ChangeError != "":
 		e.count(d.Action, "escalated", mode)
-		e.escalate(w, d.Priority, fmt.Sprintf("%s cannot be planned: %s", d.Action, plan.ChangeError), d.Action)
-		return nil
+		return e.escalate(ctx, w, d.Priority, escalation.ReasonFailed, fmt.Sprintf("%s cannot be planned: %s", d.Action, plan.ChangeError), d.Action)
 	case len(plan.Blocks) > 0:
 		e.recordBlocks(w, d.Action, mode, plan.Blocks)
-		e.escalate(w, d.Priority, "blocked by pre-flight: "+blockText(plan.Blocks), d.Action)
-		return nil
+		return e.escalate(ctx, w, d.Priority, escalation.ReasonBlocked, "blocked by pre-flight: "+blockText(plan.Blocks), d.Action)
 	}
 	need, why := e.approvalRequired(plan.Rules, d.Priority)
 	if mode == "dry-run" || need {
@@ -400,16 +434,14 @@ func (e *Executor) execute(ctx context.Context, w *pipeline.Work, r execRequest)
 	ch := r.change
 	act, ok := e.Actions[ch.Action]
 	if !ok {
-		e.escalate(w, r.priority, "action "+ch.Action+" is not configured on this service", ch.Action)
-		return nil
+		return e.escalate(ctx, w, r.priority, escalation.ReasonFailed, "action "+ch.Action+" is not configured on this service", ch.Action)
 	}
 	tgt, err := e.Targets.Read(ctx, ch.Target)
 	if err != nil {
 		// Fail closed: without the target's labels the protected guard
 		// cannot be evaluated.
 		e.recordBlocks(w, ch.Action, r.mode, []action.Block{{Guard: "protected", Reason: "cannot read the target to check it is not protected: " + err.Error()}})
-		e.escalate(w, r.priority, "target unreadable; nothing done", ch.Action)
-		return nil
+		return e.escalate(ctx, w, r.priority, escalation.ReasonBlocked, "target unreadable; nothing done", ch.Action)
 	}
 	body, _ := json.Marshal(ch)
 	now := e.now()
@@ -444,8 +476,7 @@ func (e *Executor) execute(ctx context.Context, w *pipeline.Work, r execRequest)
 			blocks = append(blocks, action.Block{Guard: b.Guard, Reason: b.Reason})
 		}
 		e.recordBlocks(w, ch.Action, r.mode, blocks)
-		e.escalate(w, r.priority, "blocked by guards: "+guardBlockText(be.d.Blocks), ch.Action)
-		return nil
+		return e.escalate(ctx, w, r.priority, escalation.ReasonBlocked, "blocked by guards: "+guardBlockText(be.d.Blocks), ch.Action)
 	case errors.Is(err, store.ErrExists):
 		w.Restore(taken)
 		w.Record(EventDuplicate, fmt.Sprintf("step %d of this incident already has an execution; not executed twice", r.step), nil)
@@ -483,9 +514,22 @@ func (e *Executor) execute(ctx context.Context, w *pipeline.Work, r execRequest)
 			// The escalation is written with the outcome: a job that dies
 			// after this write is not run to this point again.
 			ev := w.Event(EventFailed, actor, reason, map[string]any{"execution": x.ID, "tookMs": took.Milliseconds()})
-			esc := e.escalation(w, r.priority, reason, ch.Action)
-			if err := e.Store.FinishExecution(context.WithoutCancel(ctx), x.ID, []string{store.ExecIntent}, store.ExecFailed, reason, ev, esc); err != nil {
-				return fmt.Errorf("record failure: %w", err)
+			if e.Escalation != nil {
+				// The outcome, its escalation and the notifications, in one
+				// transaction.
+				err := e.Escalation.Escalate(context.WithoutCancel(ctx), w, escalation.Notice{
+					Key: "failed/" + x.ID, Priority: r.priority, Reason: escalation.ReasonFailed, Text: reason, Action: ch.Action,
+					Finish: &store.ExecutionChange{ID: x.ID, From: []string{store.ExecIntent}, To: store.ExecFailed, Reason: reason},
+					Before: []incident.Event{ev},
+				})
+				if err != nil {
+					return fmt.Errorf("record failure: %w", err)
+				}
+			} else {
+				esc := e.escalation(w, r.priority, reason, ch.Action)
+				if err := e.Store.FinishExecution(context.WithoutCancel(ctx), x.ID, []string{store.ExecIntent}, store.ExecFailed, reason, ev, esc); err != nil {
+					return fmt.Errorf("record failure: %w", err)
+				}
 			}
 			e.count(ch.Action, "failed", r.mode)
 			return nil
@@ -604,6 +648,7 @@ func (e *Executor) verify(ctx context.Context, w *pipeline.Work) error {
 	if err := e.finish(ctx, w, x, store.ExecFailed, EventFailed, reason); err != nil {
 		return err
 	}
+	x.State = store.ExecFailed
 	return e.next(ctx, w, x)
 }
 
@@ -628,6 +673,7 @@ func (e *Executor) resolveCheck(ctx context.Context, w *pipeline.Work) error {
 	if err := e.finish(ctx, w, x, store.ExecIneffective, EventIneffective, reason); err != nil {
 		return err
 	}
+	x.State = store.ExecIneffective
 	return e.next(ctx, w, x)
 }
 
@@ -651,7 +697,11 @@ func (e *Executor) next(ctx context.Context, w *pipeline.Work, x store.Execution
 	if w.Incident.Status == incident.StatusResolved {
 		return nil
 	}
-	return e.planAndAct(ctx, w, x.Step+1)
+	after := escalation.ReasonFailed
+	if x.State == store.ExecIneffective {
+		after = escalation.ReasonIneffective
+	}
+	return e.planAndAct(ctx, w, x.Step+1, after)
 }
 
 // resolved handles the end of an episode: applied changes count as verified,
@@ -714,14 +764,12 @@ func (e *Executor) approved(ctx context.Context, w *pipeline.Work) error {
 	}
 	act, ok := e.Actions[ch.Action]
 	if !ok {
-		e.escalate(w, pr, "action "+ch.Action+" is not configured on this service", ch.Action)
-		return nil
+		return e.escalate(ctx, w, pr, escalation.ReasonFailed, "action "+ch.Action+" is not configured on this service", ch.Action)
 	}
 	// The world may have moved since the proposal: run the pre-flight again.
 	if blocks := act.Check(ctx, ch.Target, ch); len(blocks) > 0 {
 		e.recordBlocks(w, ch.Action, "enforce", blocks)
-		e.escalate(w, pr, "approved plan blocked by pre-flight: "+blockText(blocks), ch.Action)
-		return nil
+		return e.escalate(ctx, w, pr, escalation.ReasonBlocked, "approved plan blocked by pre-flight: "+blockText(blocks), ch.Action)
 	}
 	return e.execute(ctx, w, execRequest{policy: pol, remedy: p.Remedy, step: p.Step, priority: pr, change: ch,
 		mode: "enforce", actor: p.DecidedBy, proposal: p.ID})
@@ -797,11 +845,20 @@ func (e *Executor) Decide(ctx context.Context, incidentID string, approve bool, 
 	return e.Store.DecideProposal(ctx, pending.ID, to, by, reason, now, next, ev)
 }
 
-// escalate records the hand-over to people. The escalation channels
-// (Slack, outgoing webhooks, deadlines) act on this event.
-func (e *Executor) escalate(w *pipeline.Work, pr policy.Priority, reason, act string) {
+// escalate hands the incident to people, for why (one of
+// escalation.Reasons). With Escalation it is recorded at once, with its
+// notifications, once per job (an earlier run of this job that escalated
+// is not repeated); without, it is a timeline record written with the
+// job's completion.
+func (e *Executor) escalate(ctx context.Context, w *pipeline.Work, pr policy.Priority, why, reason, act string) error {
+	if e.Escalation != nil {
+		return e.Escalation.Escalate(ctx, w, escalation.Notice{
+			Key: fmt.Sprintf("job/%d", w.Job.ID), Priority: pr, Reason: why, Text: reason, Action: act,
+		})
+	}
 	ev := e.escalation(w, pr, reason, act)
 	w.RecordAs(ev.Actor, ev.Type, ev.Reason, ev.Details)
+	return nil
 }
 
 // escalation is the escalated event, for a caller that writes it itself.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ type Control interface {
 	DeleteWindow(ctx context.Context, id string) error
 	// Decide approves or rejects the pending proposal of an incident.
 	Decide(ctx context.Context, incidentID string, approve bool, by, reason string) (store.Proposal, error)
+	// Acknowledge records that a person took the incident, with events
+	// (store.Store's): its response deadlines stop escalating it.
+	Acknowledge(ctx context.Context, incidentID, by, reason string, at time.Time, events ...incident.Event) (store.EscalationState, error)
 }
 
 func (s *Server) controlRoutes(r chi.Router) {
@@ -38,6 +42,7 @@ func (s *Server) controlRoutes(r chi.Router) {
 	r.Delete("/api/v1/maintenance/{id}", s.deleteWindow)
 	r.Post("/api/v1/incidents/{id}/approve", s.decide(true))
 	r.Post("/api/v1/incidents/{id}/reject", s.decide(false))
+	r.Post("/api/v1/incidents/{id}/ack", s.ack)
 }
 
 // actorBody is the common part of operator requests: who, and why.
@@ -210,5 +215,34 @@ func (s *Server) decide(approve bool) http.HandlerFunc {
 			}
 			writeJSON(w, http.StatusOK, map[string]any{"proposal": p})
 		}
+	}
+}
+
+// ack acknowledges an incident: a person took it, so its response
+// deadlines no longer escalate it (an outcome that fails still does).
+func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
+	var a actorBody
+	if !readControlBody(w, r, &a) || !checkActor(w, a) {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	now := s.opt.Now().UTC()
+	text := "acknowledged by " + a.By
+	if a.Reason != "" {
+		text += ": " + a.Reason
+	}
+	ev := incident.Event{IncidentID: id, Time: now, Type: store.EventAcknowledged, Actor: a.By, Reason: text,
+		CorrelationID: CorrelationID(r.Context())}
+	ev.Details, _ = json.Marshal(map[string]string{"by": a.By, "reason": a.Reason})
+	st, err := s.opt.Control.Acknowledge(r.Context(), id, a.By, a.Reason, now, ev)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no incident with id "+strconv.Quote(id))
+	case errors.Is(err, store.ErrAcknowledged):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "escalation": st})
+	case err != nil:
+		s.storeFailure(w, err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"escalation": st})
 	}
 }

@@ -250,7 +250,16 @@ func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
 	if events == nil {
 		events = []incident.Event{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incident": inc, "timeline": events})
+	resp := map[string]any{"incident": inc, "timeline": events}
+	// The priority and acknowledgement, when the store keeps them.
+	if es, ok := s.opt.Store.(interface {
+		EscalationState(ctx context.Context, incidentID string) (store.EscalationState, error)
+	}); ok {
+		if st, err := es.EscalationState(r.Context(), id); err == nil {
+			resp["escalation"] = st
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {

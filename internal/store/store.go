@@ -132,6 +132,42 @@ type Store interface {
 	// written and the current proposal is returned with the error.
 	DecideProposal(ctx context.Context, id, to, by, reason string, at time.Time, next []NewJob, events ...incident.Event) (Proposal, error)
 
+	// RaisePriority sets the incident's priority to p (P0–P3) when it has
+	// none or a lower one — never lowering it — stamping PrioritySince
+	// with at (zero: now), and only then enqueues next (its deadline job),
+	// in one transaction. It returns the state after and whether the
+	// priority changed (ErrNotFound for an unknown incident).
+	RaisePriority(ctx context.Context, incidentID, p string, at time.Time, next []NewJob) (EscalationState, bool, error)
+	// Escalate records e at most once per (IncidentID, Key) — ErrExists,
+	// writing nothing, when the key is taken — and in the same
+	// transaction raises the incident's priority (PrioritySince = At when
+	// it rises) and level to e's when lower, counts the escalation,
+	// applies e.Finish (ErrConflict/ErrNotFound/ErrExists as
+	// FinishExecution), stores e.Outbox as pending messages, enqueues next
+	// and appends events.
+	Escalate(ctx context.Context, e Escalation, next []NewJob, events ...incident.Event) error
+	// Acknowledge records that by took the incident (first time only:
+	// else ErrAcknowledged, with the state as it is), appending events in
+	// the same transaction. ErrNotFound for an unknown incident.
+	Acknowledge(ctx context.Context, incidentID, by, reason string, at time.Time, events ...incident.Event) (EscalationState, error)
+	// EscalationState reads an incident's priority and response state.
+	EscalationState(ctx context.Context, incidentID string) (EscalationState, error)
+	// Outbox lists outbox messages, oldest first.
+	Outbox(ctx context.Context, f OutboxFilter) ([]OutboxMessage, error)
+	// ClaimOutbox leases up to limit due messages (pending with NotBefore
+	// come, or leased with the lease expired), oldest first, counting an
+	// attempt on each.
+	ClaimOutbox(ctx context.Context, owner string, limit int, lease time.Duration) ([]OutboxMessage, error)
+	// SettleOutbox ends owner's lease of message id with r and appends
+	// events, in one transaction (ErrLeaseLost when owner does not hold
+	// the lease, ErrNotFound when there is no such message).
+	SettleOutbox(ctx context.Context, owner string, id int64, r OutboxResult, events ...incident.Event) error
+	// OutboxDepth counts the messages not yet delivered nor given up.
+	OutboxDepth(ctx context.Context) (int, error)
+	// OpenIncidents counts the firing incidents by priority ("" for those
+	// without one).
+	OpenIncidents(ctx context.Context) (map[string]int, error)
+
 	// Ping checks the store answers (for /health and /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -62,6 +62,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Proposals", s.proposals)
 	t.Run("DecideProposal", s.decideProposal)
 	t.Run("DecideConcurrent", s.decideConcurrent)
+	t.Run("Escalation", s.escalation)
 	t.Run("ContextCancelled", s.contextCancelled)
 	t.Run("PingClose", s.pingClose)
 }
