@@ -2,7 +2,8 @@
 // received, incidents, their timelines, the job queue the worker drains,
 // and the state of guarded remediation: the execution ledger (intents and
 // outcomes), proposals awaiting approval, the pause switch and maintenance
-// windows.
+// windows; and the hash-chained audit trail every timeline event enters
+// (package audit, docs/audit.md).
 //
 // Two implementations pass the same test suite (storetest): SQLite
 // (modernc.org/sqlite, pure Go, WAL) and PostgreSQL (jackc/pgx/v5). Open picks
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/remediator/remediator/internal/incident"
+	"github.com/remediator/remediator/internal/store/audit"
 )
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -167,6 +169,45 @@ type Store interface {
 	// OpenIncidents counts the firing incidents by priority ("" for those
 	// without one).
 	OpenIncidents(ctx context.Context) (map[string]int, error)
+
+	// The audit trail (package audit; docs/audit.md). SealAudit,
+	// AppendAudit and CleanupAudit are serialized with each other, also
+	// across processes sharing the database (SQLite: the one writer;
+	// PostgreSQL: an advisory transaction lock); none of them is on the
+	// path of Ingest or of the worker's transactions.
+
+	// SealAudit appends up to max unsealed events to the audit chain, in
+	// event id order, in one transaction, and returns how many it sealed.
+	// Each gets the next seq (gap-free), the previous record's hash as
+	// prev_hash, and its hash. On PostgreSQL event ids are not commit
+	// ordered: an event that commits after higher ids were sealed is
+	// sealed by a later call, with a later seq. Every event is sealed
+	// exactly once.
+	SealAudit(ctx context.Context, max int) (int, error)
+	// AppendAudit appends service-level records — events not tied to an
+	// incident (IncidentID must be empty), such as pause/resume and
+	// maintenance windows — straight into the chain, in one transaction.
+	// Like AppendEvents, a zero Time means now and an empty Actor
+	// incident.ActorService.
+	AppendAudit(ctx context.Context, events ...incident.Event) error
+	// ScanAudit calls fn for each record f selects, in seq order (or
+	// (time, seq) order with f.ByTime), streaming: fn gets one record at a
+	// time, valid only until it returns. An error from fn (or the end of
+	// ctx) stops the scan and is returned.
+	ScanAudit(ctx context.Context, f audit.Filter, fn func(*audit.Record) error) error
+	// AuditState returns the chain's head, its latest checkpoint and how
+	// many events wait to be sealed.
+	AuditState(ctx context.Context) (audit.State, error)
+	// CleanupAudit deletes the longest prefix of the chain whose records
+	// are all older than before, in chunks, each chunk in one transaction
+	// with a checkpoint (the last deleted record's seq and hash) and the
+	// stats decremented; it then appends a service-level audit-cleanup
+	// record by actor. Events (the incidents' timelines) are not deleted.
+	CleanupAudit(ctx context.Context, before time.Time, actor, correlationID string) (audit.CleanupResult, error)
+	// AuditStats returns the counts the sealer and cleanup maintain, the
+	// oldest and newest record times and the chain state, without
+	// scanning the records.
+	AuditStats(ctx context.Context) (audit.Stats, error)
 
 	// Ping checks the store answers (for /health and /readyz).
 	Ping(ctx context.Context) error

@@ -43,6 +43,9 @@ type Store struct {
 	updIncident, insEvent, insJob *sql.Stmt // single-row statements
 	// multi-row statements of the committer
 	mNotifications, mIncidents, mEvents, mJobs *multiStmt
+	// the audit trail (audit.go)
+	mAudit       *multiStmt
+	addAuditStat *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -204,7 +207,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		}
 		*p.dst = st
 	}
-	return nil
+	return s.prepareAudit(ctx)
 }
 
 // Ingest implements store.Store. Concurrent calls are group-committed.
@@ -706,9 +709,10 @@ func (s *Store) Close() error {
 		s.updIncident.Close()
 		s.insEvent.Close()
 		s.insJob.Close()
-		for _, m := range []*multiStmt{s.mNotifications, s.mIncidents, s.mEvents, s.mJobs} {
+		for _, m := range []*multiStmt{s.mNotifications, s.mIncidents, s.mEvents, s.mJobs, s.mAudit} {
 			m.close()
 		}
+		s.addAuditStat.Close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return s.closeErr

@@ -27,6 +27,16 @@ func backend() storetest.Backend {
 			t.Cleanup(func() { s.Close() })
 			return s
 		},
+		Exec: func(t *testing.T, dsn, query string) error {
+			db, err := sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(10000)")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			_, err = db.Exec(query)
+			return err
+		},
+		DropAuditTriggers: []string{`DROP TRIGGER audit_no_update`, `DROP TRIGGER audit_no_delete`},
 	}
 }
 

@@ -24,6 +24,13 @@ type Backend struct {
 	// closes stores itself; Open may also register a Cleanup (Close must be
 	// idempotent).
 	Open func(t *testing.T, dsn string, opts ...store.Option) store.Store
+	// Exec runs one SQL statement on a raw connection to dsn, bypassing
+	// the store (the audit tests tamper with records this way). Optional:
+	// without it those tests skip.
+	Exec func(t *testing.T, dsn, query string) error
+	// DropAuditTriggers are the statements that drop the audit tables'
+	// append-only triggers, run by Exec before tampering.
+	DropAuditTriggers []string
 }
 
 // Run runs the whole suite as subtests of t.
@@ -65,6 +72,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Escalation", s.escalation)
 	t.Run("ContextCancelled", s.contextCancelled)
 	t.Run("PingClose", s.pingClose)
+	runAudit(t, s)
 }
 
 type suite struct{ b Backend }

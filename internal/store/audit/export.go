@@ -1,0 +1,312 @@
+package audit
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Export formats.
+const (
+	FormatCSV    = "csv"
+	FormatJSON   = "json"   // one JSON array, streamed
+	FormatNDJSON = "ndjson" // one JSON object per line
+)
+
+// ExportQuery is a parsed GET /audit/export query.
+type ExportQuery struct {
+	Format string
+	// Filter selects the records: Since is startDate at 00:00:00Z
+	// (inclusive); Until is the day after endDate at 00:00:00Z (exclusive,
+	// so endDate is included whole) or zero without endDate; ByTime is set.
+	Filter Filter
+}
+
+// DateLayout is the layout of startDate and endDate.
+const DateLayout = "2006-01-02"
+
+var exportParams = []string{"format", "startDate", "endDate", "alertname"}
+
+// ParseExportQuery parses the query of GET /audit/export:
+//
+//	format=csv|json|ndjson   default csv
+//	startDate=YYYY-MM-DD     required; from 00:00:00Z that day, inclusive
+//	endDate=YYYY-MM-DD       optional; up to the end of that day (UTC), inclusive
+//	alertname=NAME           optional; only records of that alertname
+//
+// Unknown or repeated parameters are errors, as are an endDate before
+// startDate, dates before 1970 and dates that are not real calendar days.
+func ParseExportQuery(v url.Values) (ExportQuery, error) {
+	for k, vs := range v {
+		if !slices.Contains(exportParams, k) {
+			return ExportQuery{}, fmt.Errorf("unknown parameter %q: want format, startDate, endDate, alertname", k)
+		}
+		if len(vs) != 1 {
+			return ExportQuery{}, fmt.Errorf("parameter %s given %d times", k, len(vs))
+		}
+	}
+	q := ExportQuery{Format: FormatCSV, Filter: Filter{ByTime: true}}
+	if f, ok := v["format"]; ok {
+		switch f[0] {
+		case FormatCSV, FormatJSON, FormatNDJSON:
+			q.Format = f[0]
+		default:
+			return ExportQuery{}, fmt.Errorf("format: must be csv, json or ndjson, got %q", f[0])
+		}
+	}
+	start, ok := v["startDate"]
+	if !ok {
+		return ExportQuery{}, fmt.Errorf("startDate: required (YYYY-MM-DD)")
+	}
+	since, err := parseDate("startDate", start[0])
+	if err != nil {
+		return ExportQuery{}, err
+	}
+	q.Filter.Since = since
+	if end, ok := v["endDate"]; ok {
+		day, err := parseDate("endDate", end[0])
+		if err != nil {
+			return ExportQuery{}, err
+		}
+		if day.Before(since) {
+			return ExportQuery{}, fmt.Errorf("endDate %s is before startDate %s", end[0], start[0])
+		}
+		q.Filter.Until = day.AddDate(0, 0, 1)
+	}
+	if a, ok := v["alertname"]; ok {
+		switch {
+		case a[0] == "":
+			return ExportQuery{}, fmt.Errorf("alertname: empty (leave it out for every alert)")
+		case len(a[0]) > 1024 || !utf8.ValidString(a[0]):
+			return ExportQuery{}, fmt.Errorf("alertname: must be valid UTF-8 of at most 1024 bytes")
+		}
+		q.Filter.AlertName = a[0]
+	}
+	return q, nil
+}
+
+func parseDate(name, s string) (time.Time, error) {
+	t, err := time.Parse(DateLayout, s)
+	if err != nil || len(s) != len(DateLayout) {
+		return time.Time{}, fmt.Errorf("%s: %q is not a date YYYY-MM-DD", name, s)
+	}
+	if t.Year() < 1970 {
+		return time.Time{}, fmt.Errorf("%s: %s is before 1970-01-01", name, s)
+	}
+	return t, nil
+}
+
+// ContentType is the media type of an export format.
+func ContentType(format string) string {
+	switch format {
+	case FormatJSON:
+		return "application/json"
+	case FormatNDJSON:
+		return "application/x-ndjson"
+	}
+	return "text/csv; charset=utf-8"
+}
+
+// CSVHeader is the header row of a CSV export; the columns are the
+// record's fields in canonical order (target split in three).
+var CSVHeader = []string{"seq", "time", "event_id", "incident_id", "correlation_id", "alertname", "fingerprint",
+	"namespace", "target_kind", "target_namespace", "target_name", "priority", "type", "action", "mode", "outcome",
+	"reason", "actor", "details", "prev_hash", "hash"}
+
+// Encoder writes records in one export format. Records are written as
+// they come; Close writes what the format needs at the end (the JSON
+// array's closing bracket) and flushes. Nothing is held per record, so
+// memory does not grow with the export.
+type Encoder interface {
+	Encode(r *Record) error
+	Close() error
+}
+
+// NewEncoder returns an encoder of format writing to w. The CSV header is
+// written at once.
+func NewEncoder(w io.Writer, format string) (Encoder, error) {
+	switch format {
+	case FormatCSV:
+		e := &csvEncoder{w: csv.NewWriter(w), row: make([]string, len(CSVHeader))}
+		return e, e.w.Write(CSVHeader)
+	case FormatJSON:
+		return &jsonEncoder{w: w, array: true}, nil
+	case FormatNDJSON:
+		return &jsonEncoder{w: w}, nil
+	}
+	return nil, fmt.Errorf("unknown export format %q", format)
+}
+
+type csvEncoder struct {
+	w   *csv.Writer
+	row []string
+	buf []byte
+}
+
+func (e *csvEncoder) Encode(r *Record) error {
+	b := e.buf[:0]
+	b = r.Time.UTC().AppendFormat(b, TimeFormat)
+	e.buf = b
+	row := e.row
+	row[0] = strconv.FormatInt(r.Seq, 10)
+	row[1] = string(b)
+	row[2] = strconv.FormatInt(r.EventID, 10)
+	row[3], row[4], row[5], row[6], row[7] = r.IncidentID, r.CorrelationID, r.AlertName, r.Fingerprint, r.Namespace
+	row[8], row[9], row[10] = r.Target.Kind, r.Target.Namespace, r.Target.Name
+	row[11], row[12], row[13], row[14], row[15] = r.Priority, r.Type, r.Action, r.Mode, r.Outcome
+	row[16], row[17], row[18] = r.Reason, r.Actor, string(r.Details)
+	row[19], row[20] = r.PrevHash, r.Hash
+	return e.w.Write(row)
+}
+
+func (e *csvEncoder) Close() error {
+	e.w.Flush()
+	return e.w.Error()
+}
+
+type jsonEncoder struct {
+	w     io.Writer
+	array bool
+	n     int
+	buf   []byte
+}
+
+func (e *jsonEncoder) Encode(r *Record) error {
+	b := e.buf[:0]
+	if e.array {
+		if e.n == 0 {
+			b = append(b, "[\n"...)
+		} else {
+			b = append(b, ",\n"...)
+		}
+	}
+	b = AppendJSON(b, r)
+	if !e.array {
+		b = append(b, '\n')
+	}
+	e.n++
+	e.buf = b
+	_, err := e.w.Write(b)
+	return err
+}
+
+func (e *jsonEncoder) Close() error {
+	if !e.array {
+		return nil
+	}
+	end := "\n]\n"
+	if e.n == 0 {
+		end = "[]\n"
+	}
+	_, err := io.WriteString(e.w, end)
+	return err
+}
+
+// AppendJSON appends r as one JSON object (the keys of Record's json tags,
+// in canonical order). Details are embedded as JSON when they are valid
+// JSON, else as a string, and null when empty.
+func AppendJSON(b []byte, r *Record) []byte {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, r.Seq, 10)
+	b = append(b, `,"eventId":`...)
+	b = strconv.AppendInt(b, r.EventID, 10)
+	b = append(b, `,"time":"`...)
+	b = r.Time.UTC().AppendFormat(b, TimeFormat)
+	b = append(b, '"')
+	for _, f := range [...]struct{ k, v string }{{"incidentId", r.IncidentID}, {"correlationId", r.CorrelationID},
+		{"alertname", r.AlertName}, {"fingerprint", r.Fingerprint}, {"namespace", r.Namespace}} {
+		b = appendKey(b, f.k)
+		b = appendString(b, f.v)
+	}
+	b = append(b, `,"target":{"kind":`...)
+	b = appendString(b, r.Target.Kind)
+	b = append(b, `,"namespace":`...)
+	b = appendString(b, r.Target.Namespace)
+	b = append(b, `,"name":`...)
+	b = appendString(b, r.Target.Name)
+	b = append(b, '}')
+	for _, f := range [...]struct{ k, v string }{{"priority", r.Priority}, {"type", r.Type}, {"action", r.Action},
+		{"mode", r.Mode}, {"outcome", r.Outcome}, {"reason", r.Reason}, {"actor", r.Actor}} {
+		b = appendKey(b, f.k)
+		b = appendString(b, f.v)
+	}
+	b = appendKey(b, "details")
+	switch {
+	case len(r.Details) == 0:
+		b = append(b, "null"...)
+	case json.Valid(r.Details):
+		b = append(b, r.Details...)
+	default:
+		b = appendString(b, string(r.Details))
+	}
+	b = appendKey(b, "prevHash")
+	b = appendString(b, r.PrevHash)
+	b = appendKey(b, "hash")
+	b = appendString(b, r.Hash)
+	return append(b, '}')
+}
+
+func appendKey(b []byte, k string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, k...)
+	return append(b, '"', ':')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string: quotes, backslashes and control
+// characters escaped, invalid UTF-8 replaced by U+FFFD, and U+2028/U+2029
+// escaped (as encoding/json does) so the output is also valid JavaScript.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,437 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/remediator/remediator/internal/incident"
+	"github.com/remediator/remediator/internal/store"
+	"github.com/remediator/remediator/internal/store/audit"
+)
+
+// The audit trail on SQLite. Every write here runs on the one writer
+// connection (BEGIN IMMEDIATE), so it is serialized with intake, the
+// worker and the other sealers (also of other processes on the same file).
+// The sealer reads and prepares the events to seal on the reader pool
+// first and holds the writer only to chain, insert and commit them.
+
+const auditColumns = `seq, coalesce(event_id, 0), occurred_at, incident_id, correlation_id, alertname, fingerprint,
+	namespace, target_kind, target_namespace, target_name, priority, type, action, mode, outcome, reason, actor,
+	details, prev_hash, hash`
+
+func (s *Store) prepareAudit(ctx context.Context) error {
+	s.mAudit = newMultiStmt(`INSERT INTO audit (seq, event_id, occurred_at, incident_id, correlation_id, alertname,
+		fingerprint, namespace, target_kind, target_namespace, target_name, priority, type, action, mode, outcome,
+		reason, actor, details, prev_hash, hash, size)`,
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ``)
+	if err := s.mAudit.prepareAll(ctx, s.w); err != nil {
+		return fmt.Errorf("sqlite: %w", mapErr(err))
+	}
+	var err error
+	s.addAuditStat, err = s.w.PrepareContext(ctx, `INSERT INTO audit_stats (dim, key, records, bytes) VALUES (?, ?, ?, ?)
+		ON CONFLICT (dim, key) DO UPDATE SET records = records + excluded.records, bytes = bytes + excluded.bytes`)
+	if err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", mapErr(err))
+	}
+	return nil
+}
+
+type auditHead struct {
+	lowWater, seq int64
+	hash          string
+}
+
+func readAuditHead(ctx context.Context, q queryer) (auditHead, error) {
+	var h auditHead
+	err := q.QueryRowContext(ctx, `SELECT low_water, head_seq, head_hash FROM audit_state WHERE id = 1`).
+		Scan(&h.lowWater, &h.seq, &h.hash)
+	if err != nil {
+		return h, fmt.Errorf("sqlite: audit state: %w", mapErr(err))
+	}
+	return h, nil
+}
+
+// unsealed reads up to max events after lowWater, in id order, as records
+// (without seq and hashes), and the last event id read.
+func unsealed(ctx context.Context, q queryer, lowWater int64, max int) ([]audit.Record, int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT e.id, e.incident_id, e.occurred_at, e.type, e.correlation_id, e.actor,
+			e.reason, e.details, coalesce(i.alertname, ''), coalesce(i.fingerprint, ''), coalesce(i.namespace, '')
+		FROM events e LEFT JOIN incidents i ON i.id = e.incident_id
+		WHERE e.id > ? ORDER BY e.id LIMIT ?`, lowWater, max)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: seal audit: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var (
+		recs []audit.Record
+		last int64
+	)
+	for rows.Next() {
+		var (
+			id, at                                       int64
+			inc, typ, corr, actor, reason, alert, fp, ns string
+			details                                      sql.RawBytes
+		)
+		if err := rows.Scan(&id, &inc, &at, &typ, &corr, &actor, &reason, &details, &alert, &fp, &ns); err != nil {
+			return nil, 0, fmt.Errorf("sqlite: seal audit: %w", mapErr(err))
+		}
+		recs = append(recs, audit.EventRecord(id, fromMicros(at), inc, corr, alert, fp, ns, typ, actor, reason, details))
+		last = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("sqlite: seal audit: %w", mapErr(err))
+	}
+	return recs, last, nil
+}
+
+// SealAudit implements store.Store.
+func (s *Store) SealAudit(ctx context.Context, max int) (int, error) {
+	if max <= 0 {
+		return 0, nil
+	}
+	// Outside the writer: read and prepare (details parsed) on a reader.
+	h, err := readAuditHead(ctx, s.r)
+	if err != nil {
+		return 0, err
+	}
+	recs, last, err := unsealed(ctx, s.r, h.lowWater, max)
+	if err != nil || len(recs) == 0 {
+		return 0, err
+	}
+	err = s.write(ctx, "seal audit", func(tx *sql.Tx) error {
+		now, err := readAuditHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if now.lowWater != h.lowWater { // another sealer ran meanwhile: read again, under the lock
+			if recs, last, err = unsealed(ctx, tx, now.lowWater, max); err != nil || len(recs) == 0 {
+				return err
+			}
+		}
+		return s.appendRecords(ctx, tx, now, recs, last)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(recs), nil
+}
+
+// appendRecords chains recs after head, inserts them, counts them in the
+// stats and moves the head (and the low water to lowWater when it is
+// greater), inside tx.
+func (s *Store) appendRecords(ctx context.Context, tx *sql.Tx, head auditHead, recs []audit.Record, lowWater int64) error {
+	seq, hash, sizes := audit.Chain(head.seq, head.hash, recs)
+	args := make([]any, 0, maxRows*22)
+	delta := audit.StatDelta{}
+	err := chunks(len(recs), func(lo, hi int) error {
+		args = args[:0]
+		for i := lo; i < hi; i++ {
+			r := &recs[i]
+			var eventID any
+			if r.EventID != 0 {
+				eventID = r.EventID
+			}
+			args = append(args, r.Seq, eventID, micros(r.Time), r.IncidentID, r.CorrelationID, r.AlertName,
+				r.Fingerprint, r.Namespace, r.Target.Kind, r.Target.Namespace, r.Target.Name, r.Priority, r.Type,
+				r.Action, r.Mode, r.Outcome, r.Reason, r.Actor, nullJSON(r.Details), r.PrevHash, r.Hash, sizes[i])
+			delta.Add(r, sizes[i], 1)
+		}
+		st, err := s.mAudit.stmt(ctx, nil, hi-lo)
+		if err != nil {
+			return err
+		}
+		_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: audit records: %w", mapErr(err))
+	}
+	if err := s.applyStats(ctx, tx, delta); err != nil {
+		return err
+	}
+	lowWater = max(lowWater, head.lowWater)
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_state SET low_water = ?, head_seq = ?, head_hash = ? WHERE id = 1`,
+		lowWater, seq, hash); err != nil {
+		return fmt.Errorf("sqlite: audit state: %w", mapErr(err))
+	}
+	return nil
+}
+
+func (s *Store) applyStats(ctx context.Context, tx *sql.Tx, delta audit.StatDelta) error {
+	st := tx.StmtContext(ctx, s.addAuditStat)
+	shrunk := false
+	for k, v := range delta {
+		if v[0] == 0 && v[1] == 0 {
+			continue
+		}
+		shrunk = shrunk || v[0] < 0
+		if _, err := st.ExecContext(ctx, k.Dim, k.Key, v[0], v[1]); err != nil {
+			return fmt.Errorf("sqlite: audit stats: %w", mapErr(err))
+		}
+	}
+	if shrunk {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_stats WHERE records <= 0`); err != nil {
+			return fmt.Errorf("sqlite: audit stats: %w", mapErr(err))
+		}
+	}
+	return nil
+}
+
+// AppendAudit implements store.Store.
+func (s *Store) AppendAudit(ctx context.Context, events ...incident.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	recs, err := store.ServiceRecords(events, s.opts.Now())
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return s.write(ctx, "append audit", func(tx *sql.Tx) error {
+		h, err := readAuditHead(ctx, tx)
+		if err != nil {
+			return err
+		}
+		return s.appendRecords(ctx, tx, h, recs, 0)
+	})
+}
+
+// ScanAudit implements store.Store, on a reader: the scan sees one
+// snapshot and never blocks writers.
+func (s *Store) ScanAudit(ctx context.Context, f audit.Filter, fn func(*audit.Record) error) error {
+	q := `SELECT ` + auditColumns + ` FROM audit`
+	where := []string{"seq > ?"}
+	args := []any{f.AfterSeq}
+	if !f.Since.IsZero() {
+		where = append(where, "occurred_at >= ?")
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "occurred_at < ?")
+		args = append(args, micros(f.Until))
+	}
+	if f.AlertName != "" {
+		where = append(where, "alertname = ?")
+		args = append(args, f.AlertName)
+	}
+	q += " WHERE " + strings.Join(where, " AND ")
+	if f.ByTime {
+		q += " ORDER BY occurred_at, seq"
+	} else {
+		q += " ORDER BY seq"
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
+	}
+	defer rows.Close()
+	var (
+		r       audit.Record
+		at      int64
+		details sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&r.Seq, &r.EventID, &at, &r.IncidentID, &r.CorrelationID, &r.AlertName, &r.Fingerprint,
+			&r.Namespace, &r.Target.Kind, &r.Target.Namespace, &r.Target.Name, &r.Priority, &r.Type, &r.Action,
+			&r.Mode, &r.Outcome, &r.Reason, &r.Actor, &details, &r.PrevHash, &r.Hash); err != nil {
+			return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
+		}
+		r.Time = fromMicros(at)
+		r.Details = nil
+		if len(details) > 0 {
+			r.Details = json.RawMessage(details) // valid until the next row, as fn's contract says
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
+	}
+	return nil
+}
+
+func readCheckpoint(ctx context.Context, q queryer) (*audit.Checkpoint, error) {
+	var (
+		cp         audit.Checkpoint
+		cutoff, at int64
+	)
+	err := q.QueryRowContext(ctx, `SELECT seq, hash, deleted, cutoff, at, actor FROM audit_checkpoints
+		ORDER BY seq DESC LIMIT 1`).Scan(&cp.Seq, &cp.Hash, &cp.Deleted, &cutoff, &at, &cp.Actor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit checkpoint: %w", mapErr(err))
+	}
+	cp.Before, cp.Time = fromMicros(cutoff), fromMicros(at)
+	return &cp, nil
+}
+
+func readAuditState(ctx context.Context, q queryer) (audit.State, error) {
+	h, err := readAuditHead(ctx, q)
+	if err != nil {
+		return audit.State{}, err
+	}
+	st := audit.State{HeadSeq: h.seq, HeadHash: h.hash, SealedThrough: h.lowWater}
+	if st.Checkpoint, err = readCheckpoint(ctx, q); err != nil {
+		return st, err
+	}
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE id > ?`, h.lowWater).Scan(&st.Unsealed); err != nil {
+		return st, fmt.Errorf("sqlite: audit state: %w", mapErr(err))
+	}
+	return st, nil
+}
+
+// AuditState implements store.Store.
+func (s *Store) AuditState(ctx context.Context) (audit.State, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return audit.State{}, fmt.Errorf("sqlite: audit state: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	return readAuditState(ctx, tx)
+}
+
+// AuditStats implements store.Store: the aggregate table and two index
+// look-ups, whatever the number of records.
+func (s *Store) AuditStats(ctx context.Context) (audit.Stats, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return audit.Stats{}, fmt.Errorf("sqlite: audit stats: %w", mapErr(err))
+	}
+	defer tx.Rollback()
+	st := audit.NewStats()
+	rows, err := tx.QueryContext(ctx, `SELECT dim, key, records, bytes FROM audit_stats`)
+	if err != nil {
+		return st, fmt.Errorf("sqlite: audit stats: %w", mapErr(err))
+	}
+	for rows.Next() {
+		var dim, key string
+		var n, b int64
+		if err := rows.Scan(&dim, &key, &n, &b); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("sqlite: audit stats: %w", mapErr(err))
+		}
+		st.Set(dim, key, n, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("sqlite: audit stats: %w", mapErr(err))
+	}
+	var oldest, newest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT min(occurred_at) FROM audit), (SELECT max(occurred_at) FROM audit)`).
+		Scan(&oldest, &newest); err != nil {
+		return st, fmt.Errorf("sqlite: audit stats: %w", mapErr(err))
+	}
+	if oldest.Valid {
+		o, n := fromMicros(oldest.Int64), fromMicros(newest.Int64)
+		st.Oldest, st.Newest = &o, &n
+	}
+	if st.State, err = readAuditState(ctx, tx); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// CleanupAudit implements store.Store.
+func (s *Store) CleanupAudit(ctx context.Context, before time.Time, actor, correlationID string) (audit.CleanupResult, error) {
+	res := audit.CleanupResult{Before: store.UTC(before)}
+	for {
+		done := false
+		err := s.write(ctx, "audit cleanup", func(tx *sql.Tx) error {
+			var err error
+			done, err = s.cleanupChunk(ctx, tx, &res, actor, correlationID)
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		if done {
+			return res, nil
+		}
+	}
+}
+
+// cleanupChunk deletes the next chunk of the prefix older than
+// res.Before behind a checkpoint, inside tx. When nothing is left to
+// delete it appends the cleanup record (if anything was deleted) and
+// reports done.
+func (s *Store) cleanupChunk(ctx context.Context, tx *sql.Tx, res *audit.CleanupResult, actor, correlationID string) (bool, error) {
+	fail := func(err error) (bool, error) { return false, fmt.Errorf("sqlite: audit cleanup: %w", mapErr(err)) }
+	h, err := readAuditHead(ctx, tx)
+	if err != nil {
+		return false, err
+	}
+	var from int64 // the prefix ends at or before seq from, which the latest checkpoint covers
+	if cp, err := readCheckpoint(ctx, tx); err != nil {
+		return false, err
+	} else if cp != nil {
+		from = cp.Seq
+	}
+	// The first record to keep; "+occurred_at" makes SQLite walk the
+	// primary key from the start instead of the time index.
+	end := h.seq
+	var keep int64
+	err = tx.QueryRowContext(ctx, `SELECT seq FROM audit WHERE seq > ? AND +occurred_at >= ? ORDER BY seq LIMIT 1`,
+		from, micros(res.Before)).Scan(&keep)
+	switch {
+	case err == nil:
+		end = keep - 1
+	case !errors.Is(err, sql.ErrNoRows):
+		return fail(err)
+	}
+	end = min(end, from+store.AuditCleanupChunk)
+	if end <= from {
+		if res.Deleted > 0 {
+			rec := store.CleanupRecord(*res, s.opts.Now(), actor, correlationID)
+			return true, s.appendRecords(ctx, tx, h, []audit.Record{rec}, 0)
+		}
+		return true, nil
+	}
+	var hash string
+	if err := tx.QueryRowContext(ctx, `SELECT hash FROM audit WHERE seq = ?`, end).Scan(&hash); errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("sqlite: audit cleanup: record %d is missing, the chain is broken: run remediator audit verify", end)
+	} else if err != nil {
+		return fail(err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT type, action, outcome, alertname, priority, count(*), sum(size)
+		FROM audit WHERE seq > ? AND seq <= ? GROUP BY 1, 2, 3, 4, 5`, from, end)
+	if err != nil {
+		return fail(err)
+	}
+	delta := audit.StatDelta{}
+	var deleted int64
+	for rows.Next() {
+		var typ, action, outcome, alert, prio string
+		var n, b int64
+		if err := rows.Scan(&typ, &action, &outcome, &alert, &prio, &n, &b); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		delta.AddKeys(typ, action, outcome, alert, prio, -b, -n)
+		deleted += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	cp := audit.Checkpoint{Seq: end, Hash: hash, Deleted: deleted, Before: res.Before, Time: store.UTC(s.opts.Now()), Actor: actor}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoints (seq, hash, deleted, cutoff, at, actor) VALUES (?, ?, ?, ?, ?, ?)`,
+		cp.Seq, cp.Hash, cp.Deleted, micros(cp.Before), micros(cp.Time), cp.Actor); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE seq > ? AND seq <= ?`, from, end); err != nil {
+		return fail(err)
+	}
+	if err := s.applyStats(ctx, tx, delta); err != nil {
+		return false, err
+	}
+	res.Deleted += deleted
+	res.Checkpoint = &cp
+	return false, nil
+}
