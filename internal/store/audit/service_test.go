@@ -36,8 +36,10 @@ func (f *fakeStore) CleanupAudit(_ context.Context, before time.Time, actor, _ s
 }
 
 func (f *fakeStore) ScanAudit(context.Context, Filter, func(*Record) error) error { return nil }
-func (f *fakeStore) AuditState(context.Context) (State, error)                    { return State{HeadHash: GenesisHash}, nil }
-func (f *fakeStore) AuditStats(context.Context) (Stats, error)                    { return NewStats(), nil }
+func (f *fakeStore) AuditState(context.Context) (State, error) {
+	return State{HeadHash: GenesisHash}, nil
+}
+func (f *fakeStore) AuditStats(context.Context) (Stats, error) { return NewStats(), nil }
 
 func (f *fakeStore) counts() (int, int, int) {
 	f.mu.Lock()
