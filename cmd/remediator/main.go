@@ -28,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newVersionCmd(), newIncidentsCmd(), newPlanCmd(), newPolicyCmd(), newRBACCmd())
+	root.AddCommand(newAuditCmd())
 	return root
 }
 

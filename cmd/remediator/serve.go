@@ -214,6 +214,12 @@ func serve(ctx context.Context, cfg config.Config) error {
 		}
 	}()
 
+	// The audit trail: sealer and daily cleanup, and /audit/* (auditserve.go).
+	aud, audAuth, err := auditService(cfg, st, log.Named("audit"))
+	if err != nil {
+		return err
+	}
+
 	metrics := server.NewMetrics(reg)
 	hostname, _ := os.Hostname()
 	identity := cfg.HA.Identity
@@ -282,6 +288,8 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Checks:       []server.HealthCheck{{Name: "worker", Check: workerCheck(wk, elector)}},
 		Control:      control{Store: st, exec: exec},
 		Leader:       leading(elector),
+		Audit:        aud,
+		AuditAuth:    audAuth,
 	})
 	hs := &http.Server{
 		Handler:           srv,
@@ -335,6 +343,11 @@ func serve(ctx context.Context, cfg config.Config) error {
 		defer close(reloadDone)
 		reloader.Run(workerCtx, hup)
 	}()
+	auditDone := make(chan struct{})
+	go func() {
+		defer close(auditDone)
+		aud.Run(workerCtx) // seals once more when stopped, before the store closes
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 
@@ -350,6 +363,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	stopWorker()
 	<-workerDone
 	<-reloadDone
+	<-auditDone
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

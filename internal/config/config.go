@@ -54,6 +54,7 @@ type Config struct {
 	HA         HAConfig         `yaml:"ha"`
 	// Escalation says who is told, by priority (docs/escalation.md).
 	Escalation EscalationConfig `yaml:"escalation"`
+	Audit      AuditConfig      `yaml:"audit"`
 }
 
 // GuardsConfig are the service-wide guard settings (a policy's guards
@@ -94,6 +95,16 @@ type HAConfig struct {
 	LeaseDuration  Duration `yaml:"lease_duration"`
 	RenewDeadline  Duration `yaml:"renew_deadline"`
 	RetryPeriod    Duration `yaml:"retry_period"`
+}
+
+// AuditConfig configures the audit endpoints and the trail's retention
+// (docs/audit.md). The endpoints take their own bearer token, never the
+// webhook's credentials.
+type AuditConfig struct {
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// RetentionDays: audit records older than this are deleted daily;
+	// 0 keeps them forever.
+	RetentionDays int `yaml:"retention_days"`
 }
 
 // AuthConfig says which credentials the webhook and API accept. With both
@@ -162,10 +173,14 @@ func Default() Config {
 			Lease:       Duration{30 * time.Second},
 			Poll:        Duration{500 * time.Millisecond},
 		},
-		Log: LogConfig{Level: "info"},
-		HA:  HAConfig{LeaseName: "remediator-leader"},
+		Log:   LogConfig{Level: "info"},
+		HA:    HAConfig{LeaseName: "remediator-leader"},
+		Audit: AuditConfig{RetentionDays: DefaultAuditRetentionDays},
 	}
 }
+
+// DefaultAuditRetentionDays is how long audit records are kept by default.
+const DefaultAuditRetentionDays = 90
 
 // LoadFile merges the YAML file at path over cfg. Unknown keys are errors.
 func LoadFile(cfg *Config, path string) error {
@@ -199,6 +214,7 @@ var sections = map[string]string{
 	"config.EscalationLevel":   "escalation.<priority>.",
 	"config.EscalationWebhook": "escalation.<priority>.webhooks[].",
 	"config.DeliveryConfig":    "escalation.delivery.",
+	"config.AuditConfig":       "audit.",
 }
 
 var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
@@ -256,8 +272,17 @@ func envSetters(cfg *Config) map[string]func(string) error {
 			cfg.HA.LeaderElection = b
 			return nil
 		},
-		"LEASE_NAMESPACE": str(&cfg.HA.LeaseNamespace),
-		"HA_IDENTITY":     str(&cfg.HA.Identity),
+		"LEASE_NAMESPACE":  str(&cfg.HA.LeaseNamespace),
+		"HA_IDENTITY":      str(&cfg.HA.Identity),
+		"AUDIT_TOKEN_FILE": str(&cfg.Audit.BearerTokenFile),
+		"AUDIT_RETENTION_DAYS": func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not a number of days: %q", v)
+			}
+			cfg.Audit.RetentionDays = n
+			return nil
+		},
 		"MAX_BODY_BYTES": func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -355,12 +380,29 @@ func (c *Config) Validate() error {
 	if c.HA.LeaderElection && (c.HA.LeaseNamespace == "" || c.HA.LeaseName == "") {
 		errs = append(errs, errors.New("ha: leader_election needs lease_namespace and lease_name"))
 	}
+	errs = append(errs, c.validateAudit()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log.level: must be debug, info, warn or error, got %q", c.Log.Level))
 	}
 	return errors.Join(errs...)
+}
+
+// validateAudit mirrors the webhook rule for the audit endpoints: without
+// their own token they are served only on loopback.
+func (c *Config) validateAudit() []error {
+	var errs []error
+	if c.Audit.RetentionDays < 0 {
+		errs = append(errs, fmt.Errorf("audit.retention_days: must be 0 (keep forever) or more, got %d", c.Audit.RetentionDays))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err == nil && c.Audit.BearerTokenFile == "" && !IsLoopback(c.Listen) {
+		errs = append(errs, fmt.Errorf("audit: refusing to serve /audit/* on %s without their own credential: set audit.bearer_token_file (REMEDIATOR_AUDIT_TOKEN_FILE), or listen on 127.0.0.1", c.Listen))
+	}
+	if f := c.Audit.BearerTokenFile; f != "" && f == c.Auth.BearerTokenFile {
+		errs = append(errs, errors.New("audit.bearer_token_file: must not be the webhook's token file (auth.bearer_token_file): the audit endpoints take their own credential"))
+	}
+	return errs
 }
 
 // HasAuth reports whether any client authentication is configured.

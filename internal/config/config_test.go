@@ -93,6 +93,13 @@ func TestApplyEnv(t *testing.T) {
 	if err := ApplyEnv(&cfg, []string{"REMEDIATOR_MAX_BODY_BYTES=big"}); err == nil {
 		t.Error("bad number accepted")
 	}
+	if err := ApplyEnv(&cfg, []string{"REMEDIATOR_AUDIT_TOKEN_FILE=/run/a", "REMEDIATOR_AUDIT_RETENTION_DAYS=30"}); err != nil ||
+		cfg.Audit.BearerTokenFile != "/run/a" || cfg.Audit.RetentionDays != 30 {
+		t.Errorf("audit variables: %+v, %v", cfg.Audit, err)
+	}
+	if err := ApplyEnv(&cfg, []string{"REMEDIATOR_AUDIT_RETENTION_DAYS=a month"}); err == nil {
+		t.Error("bad retention accepted")
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -105,11 +112,26 @@ func TestValidate(t *testing.T) {
 		{"bad mode", func(c *Config) { c.Mode = "yolo" }, `mode: must be "dry-run" or "enforce"`},
 		{"all interfaces without auth", func(c *Config) { c.Listen = ":9095" }, "refusing to bind :9095 without authentication"},
 		{"public ip without auth", func(c *Config) { c.Listen = "10.1.2.3:9095" }, "refusing to bind"},
-		{"public with token", func(c *Config) { c.Listen = ":9095"; c.Auth.BearerTokenFile = "/t" }, ""},
+		{"public with token", func(c *Config) {
+			c.Listen = ":9095"
+			c.Auth.BearerTokenFile, c.Audit.BearerTokenFile = "/t", "/a"
+		}, ""},
 		{"public with mtls", func(c *Config) {
 			c.Listen = ":9095"
 			c.TLS = TLSConfig{CertFile: "c", KeyFile: "k", ClientCAFile: "ca"}
+			c.Audit.BearerTokenFile = "/a"
 		}, ""},
+		{"public without an audit token", func(c *Config) { c.Listen = ":9095"; c.Auth.BearerTokenFile = "/t" },
+			"audit: refusing to serve /audit/* on :9095 without their own credential"},
+		{"public with mtls, no audit token", func(c *Config) {
+			c.Listen = "10.1.2.3:9095"
+			c.TLS = TLSConfig{CertFile: "c", KeyFile: "k", ClientCAFile: "ca"}
+		}, "audit: refusing to serve /audit/*"},
+		{"audit token is the webhook's", func(c *Config) { c.Auth.BearerTokenFile, c.Audit.BearerTokenFile = "/t", "/t" },
+			"audit.bearer_token_file: must not be the webhook's token file"},
+		{"loopback without an audit token", func(c *Config) { c.Auth.BearerTokenFile = "/t" }, ""},
+		{"negative retention", func(c *Config) { c.Audit.RetentionDays = -1 }, "audit.retention_days"},
+		{"keep forever", func(c *Config) { c.Audit.RetentionDays = 0 }, ""},
 		{"localhost", func(c *Config) { c.Listen = "localhost:1" }, ""},
 		{"ipv6 loopback", func(c *Config) { c.Listen = "[::1]:1" }, ""},
 		{"no port", func(c *Config) { c.Listen = "127.0.0.1" }, "not host:port"},

@@ -61,6 +61,10 @@ type Options struct {
 	Control Control
 	// Leader reports whether this replica executes actions (nil: it does).
 	Leader func() bool
+	// Audit serves /audit/* (audit.go); nil leaves those endpoints out.
+	// AuditAuth is their own credential, not the webhook's.
+	Audit     Audit
+	AuditAuth *Authenticator
 }
 
 // Server serves the service's HTTP API.
@@ -100,6 +104,9 @@ func New(opt Options) *Server {
 			s.controlRoutes(r)
 		}
 	})
+	if opt.Audit != nil {
+		s.auditRoutes(r)
+	}
 	s.handler = r
 	return s
 }
