@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/remediator/remediator/internal/version.Version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build deps testbed-build testbed-up testbed-down test test-short lint fuzz run demo bench clean deploy-sync deploy-crds
+.PHONY: all build deps testbed-build testbed-up testbed-down test test-short lint fuzz run demo bench bench-audit backup-db clean deploy-sync deploy-crds
 
 all: build
 
@@ -51,6 +51,7 @@ lint:
 test: deps testbed-build deploy-crds lint
 	@hack/test.sh
 	$(GO) test ./internal/intake -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/store/audit -run '^$$' -fuzz FuzzParseExportQuery -fuzztime $(FUZZTIME)
 
 # Unit tests only (no real components).
 test-short:
@@ -58,6 +59,7 @@ test-short:
 
 fuzz:
 	$(GO) test ./internal/intake -run '^$$' -fuzz FuzzDecode -fuzztime 5m
+	$(GO) test ./internal/store/audit -run '^$$' -fuzz FuzzParseExportQuery -fuzztime 1m
 
 run: build
 	bin/remediator serve --listen 127.0.0.1:9095 --store sqlite://./data/remediator.db --mode dry-run --policies ./policies
@@ -69,6 +71,15 @@ demo: deps testbed-build build
 
 bench:
 	hack/bench-intake.sh 10s
+
+# Audit export (100k and 1M records, SQLite and PostgreSQL) and stats.
+bench-audit:
+	hack/bench-audit.sh
+
+# Online backup of STORE (default ./data/remediator.db) into ./backups
+# (docs/operations.md, "Backups").
+backup-db:
+	@hack/backup-db.sh
 
 clean:
 	rm -rf bin/remediator bin/testbed data .testbed

@@ -87,7 +87,8 @@ type State struct {
 	HeadHash string `json:"headHash"` // its hash (GenesisHash: none yet)
 	// Checkpoint is the latest cleanup's checkpoint, nil when there was none.
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
-	// Unsealed counts events not sealed yet (the ≈1 s window).
+	// Unsealed counts events not sealed yet (the ≈1 s window). On
+	// PostgreSQL: the events above the newest sealed one.
 	Unsealed int64 `json:"unsealed"`
 	// SealedThrough is the sealer's low-water mark: every event with an
 	// id up to it is sealed. (On PostgreSQL it trails the newest sealed
