@@ -28,8 +28,14 @@ type Options struct {
 	// event stays out of the chain, plus one pass.
 	SealEvery time.Duration
 	// SealBatch caps the records one seal transaction appends (default
-	// 500), so the sealer never holds SQLite's one writer for long.
+	// 250), so the sealer never holds SQLite's one writer for long.
 	SealBatch int
+	// SealDuty caps the share of wall time the background sealer spends
+	// sealing (default 0.2): after a full batch that took d it waits
+	// d×(1/SealDuty−1) before the next. Intake keeps the store first; under
+	// a sustained load beyond that budget the unsealed window grows and
+	// is caught up when the load drops. SealAll (the CLI) is not limited.
+	SealDuty float64
 	// FirstCleanup is how long after start the first scheduled cleanup
 	// runs (default 1 minute); then every CleanupEvery (default 24h).
 	FirstCleanup, CleanupEvery time.Duration
@@ -55,7 +61,10 @@ func NewService(st Store, opt Options) *Service {
 		opt.SealEvery = time.Second
 	}
 	if opt.SealBatch <= 0 {
-		opt.SealBatch = 500
+		opt.SealBatch = 250
+	}
+	if opt.SealDuty <= 0 || opt.SealDuty > 1 {
+		opt.SealDuty = 0.2
 	}
 	if opt.FirstCleanup <= 0 {
 		opt.FirstCleanup = time.Minute
@@ -94,7 +103,7 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		if n, err := s.SealAll(ctx); err != nil && ctx.Err() == nil {
+		if n, err := s.sealPaced(ctx); err != nil && ctx.Err() == nil {
 			s.opt.Log.Error("audit seal failed; retrying next second", zap.Error(err), zap.Int("sealed", n))
 		}
 		if next := s.nextCleanup(); !next.IsZero() && !s.opt.Now().Before(next) {
@@ -132,6 +141,32 @@ func (s *Service) SealAll(ctx context.Context) (int, error) {
 			s.lastSeal, s.lastSealOK = s.opt.Now(), true
 			s.mu.Unlock()
 			return total, nil
+		}
+	}
+}
+
+// sealPaced seals what is pending like SealAll, but spends at most
+// SealDuty of the wall time doing it.
+func (s *Service) sealPaced(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		began := time.Now()
+		n, err := s.st.SealAudit(ctx, s.opt.SealBatch)
+		total += n
+		s.mu.Lock()
+		s.lastSealOK = err == nil
+		if err == nil {
+			s.lastSeal = s.opt.Now()
+		}
+		s.mu.Unlock()
+		if err != nil || n < s.opt.SealBatch {
+			return total, err
+		}
+		pause := time.Duration(float64(time.Since(began)) * (1/s.opt.SealDuty - 1))
+		select {
+		case <-ctx.Done():
+			return total, nil
+		case <-time.After(pause):
 		}
 	}
 }

@@ -359,9 +359,14 @@ func readAuditState(ctx context.Context, q queryRower) (audit.State, error) {
 	}
 	// Events above the newest sealed one: two index look-ups, however far
 	// the low water trails. (A late-committing lower id, sealed by the next
-	// pass, is not counted.)
-	if err := q.QueryRow(ctx, `SELECT count(*) FROM events
-		WHERE id > greatest($1, (SELECT coalesce(max(event_id), 0) FROM audit))`, h.lowWater).Scan(&st.Unsealed); err != nil {
+	// pass, is not counted.) The bound goes in as a literal (simple
+	// protocol): with a generic plan for "id > $1" the planner may scan
+	// the whole table.
+	var bound int64
+	if err := q.QueryRow(ctx, `SELECT greatest($1::bigint, (SELECT coalesce(max(event_id), 0) FROM audit))`, h.lowWater).Scan(&bound); err != nil {
+		return st, fmt.Errorf("audit state: %w", err)
+	}
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM events WHERE id > $1`, pgx.QueryExecModeSimpleProtocol, bound).Scan(&st.Unsealed); err != nil {
 		return st, fmt.Errorf("audit state: %w", err)
 	}
 	return st, nil
