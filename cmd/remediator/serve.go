@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -486,6 +487,43 @@ func guardSettings(c config.GuardsConfig) (guard.Settings, error) {
 type control struct {
 	store.Store
 	exec *executor.Executor
+}
+
+// SetPause switches the kill switch and puts it on the audit trail.
+func (c control) SetPause(ctx context.Context, p store.PauseState, _ ...incident.Event) error {
+	if err := c.Store.SetPause(ctx, p); err != nil {
+		return err
+	}
+	typ, verb := "resumed", "resumed"
+	if p.Paused {
+		typ, verb = "paused", "paused"
+	}
+	return c.audit(ctx, p.At, typ, p.By, fmt.Sprintf("%s all remediation: %s", verb, p.Reason), map[string]any{"paused": p.Paused})
+}
+
+// AddWindow adds an ad-hoc maintenance window and puts it on the audit trail.
+func (c control) AddWindow(ctx context.Context, w store.Window) error {
+	if err := c.Store.AddWindow(ctx, w); err != nil {
+		return err
+	}
+	return c.audit(ctx, w.CreatedAt, "maintenance-window-added", w.By,
+		fmt.Sprintf("maintenance window %s – %s: %s", w.Start.Format(time.RFC3339), w.End.Format(time.RFC3339), w.Reason), w)
+}
+
+// DeleteWindow removes a maintenance window and puts it on the audit trail.
+func (c control) DeleteWindow(ctx context.Context, id string) error {
+	if err := c.Store.DeleteWindow(ctx, id); err != nil {
+		return err
+	}
+	return c.audit(ctx, time.Now(), "maintenance-window-deleted", "operator", "maintenance window "+id+" deleted", map[string]string{"window": id})
+}
+
+func (c control) audit(ctx context.Context, at time.Time, typ, actor, reason string, details any) error {
+	raw, err := json.Marshal(details)
+	if err != nil {
+		return err
+	}
+	return c.Store.AppendAudit(ctx, incident.Event{Time: at.UTC(), Type: typ, Actor: actor, Reason: reason, Details: raw})
 }
 
 func (c control) Decide(ctx context.Context, incidentID string, approve bool, by, reason string) (store.Proposal, error) {

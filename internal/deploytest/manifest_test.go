@@ -358,7 +358,7 @@ func checkDeployment(t *testing.T, objs []*unstructured.Unstructured, d *appsv1.
 			t.Errorf("volume %s is mounted writable", v.Name)
 		}
 	}
-	if want := map[string]bool{webhookSecret: false, "remediator-audit-token": true, "remediator-slack": true}; !reflect.DeepEqual(secrets, want) {
+	if want := map[string]bool{webhookSecret: false, "remediator-audit-token": false, "remediator-slack": true}; !reflect.DeepEqual(secrets, want) {
 		t.Errorf("Secret volumes (name: optional) %v, want %v", secrets, want)
 	}
 }
