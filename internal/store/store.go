@@ -209,6 +209,10 @@ type Store interface {
 	// scanning the records.
 	AuditStats(ctx context.Context) (audit.Stats, error)
 
+	// SlackState is the Slack notifier's: root messages and the signatures
+	// of recent interaction requests.
+	SlackState
+
 	// Ping checks the store answers (for /health and /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -1,0 +1,9 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/remediator/remediator/internal/store/storetest"
+)
+
+func TestSlackState(t *testing.T) { storetest.Slack(t, backend()) }
