@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,7 +57,46 @@ type Config struct {
 	// Escalation says who is told, by priority (docs/escalation.md).
 	Escalation EscalationConfig `yaml:"escalation"`
 	Audit      AuditConfig      `yaml:"audit"`
+	// ExternalURL is where people reach this service; notifications link
+	// to the incident under it ("" leaves the link out).
+	ExternalURL string      `yaml:"external_url"`
+	Slack       SlackConfig `yaml:"slack"`
 }
+
+// SlackConfig sets up Slack notifications (docs/slack.md). With neither
+// bot_token_file nor webhook_url_file set, Slack is off.
+type SlackConfig struct {
+	// BotTokenFile holds a bot token (xoxb-…): a root message per incident
+	// and channel, updated in place, with the steps as thread replies.
+	BotTokenFile string `yaml:"bot_token_file"`
+	// SigningSecretFile holds the app's signing secret: it enables the
+	// Approve/Reject buttons (POST /slack/interactions).
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	// WebhookURLFile holds an incoming-webhook URL: one message per step,
+	// no threads, no buttons (instead of a bot token).
+	WebhookURLFile string `yaml:"webhook_url_file"`
+	// APIURL is the Web API's base URL (default https://slack.com/api/).
+	APIURL string `yaml:"api_url"`
+	// DefaultChannel receives what no namespace or label route claims.
+	DefaultChannel      string                       `yaml:"default_channel"`
+	ChannelsByPriority  map[string]string            `yaml:"channels_by_priority"`
+	ChannelsByNamespace map[string]string            `yaml:"channels_by_namespace"`
+	ChannelsByLabel     map[string]map[string]string `yaml:"channels_by_label"`
+	// OncallMentions are put in escalations, by priority
+	// ("<!subteam^S123>", "<@U123>", "<!here>").
+	OncallMentions map[string]string    `yaml:"oncall_mentions"`
+	Approvers      SlackApproversConfig `yaml:"approvers"`
+}
+
+// SlackApproversConfig says who may approve or reject from Slack: these
+// user ids, and the members of these user groups. Nobody when empty.
+type SlackApproversConfig struct {
+	Users      []string `yaml:"users"`
+	Usergroups []string `yaml:"usergroups"`
+}
+
+// Enabled reports whether Slack notifications are configured.
+func (c SlackConfig) Enabled() bool { return c.BotTokenFile != "" || c.WebhookURLFile != "" }
 
 // GuardsConfig are the service-wide guard settings (a policy's guards
 // override the per-target ones). Zero values mean the documented defaults;
@@ -210,11 +251,13 @@ var sections = map[string]string{
 	"config.MaintenanceWindow": "guards.maintenance[].",
 	"config.HAConfig":          "ha.",
 	// escalation (see EscalationConfig)
-	"config.EscalationConfig":  "escalation.",
-	"config.EscalationLevel":   "escalation.<priority>.",
-	"config.EscalationWebhook": "escalation.<priority>.webhooks[].",
-	"config.DeliveryConfig":    "escalation.delivery.",
-	"config.AuditConfig":       "audit.",
+	"config.EscalationConfig":     "escalation.",
+	"config.EscalationLevel":      "escalation.<priority>.",
+	"config.EscalationWebhook":    "escalation.<priority>.webhooks[].",
+	"config.DeliveryConfig":       "escalation.delivery.",
+	"config.AuditConfig":          "audit.",
+	"config.SlackConfig":          "slack.",
+	"config.SlackApproversConfig": "slack.approvers.",
 }
 
 var unknownFieldRE = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
@@ -283,6 +326,11 @@ func envSetters(cfg *Config) map[string]func(string) error {
 			cfg.Audit.RetentionDays = n
 			return nil
 		},
+		"EXTERNAL_URL":              str(&cfg.ExternalURL),
+		"SLACK_BOT_TOKEN_FILE":      str(&cfg.Slack.BotTokenFile),
+		"SLACK_SIGNING_SECRET_FILE": str(&cfg.Slack.SigningSecretFile),
+		"SLACK_WEBHOOK_URL_FILE":    str(&cfg.Slack.WebhookURLFile),
+		"SLACK_DEFAULT_CHANNEL":     str(&cfg.Slack.DefaultChannel),
 		"MAX_BODY_BYTES": func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -381,6 +429,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("ha: leader_election needs lease_namespace and lease_name"))
 	}
 	errs = append(errs, c.validateAudit()...)
+	if c.ExternalURL != "" {
+		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("external_url: %q is not an http(s) URL", c.ExternalURL))
+		}
+	}
+	errs = append(errs, c.Slack.validate()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -508,6 +562,84 @@ func (e EscalationConfig) validate() []error {
 	}
 	if e.Delivery.MaxBackoff.Duration < 0 || e.Delivery.GiveUpAfter.Duration < 0 {
 		errs = append(errs, errors.New("escalation.delivery: durations must not be negative"))
+	}
+	return errs
+}
+
+var (
+	slackUserRE  = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+	slackGroupRE = regexp.MustCompile(`^S[A-Z0-9]{2,}$`)
+)
+
+func (c SlackConfig) validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("slack."+format, a...)) }
+	priority := func(key, p string) {
+		switch p {
+		case "P0", "P1", "P2", "P3":
+		default:
+			bad("%s: %q is not P0, P1, P2 or P3", key, p)
+		}
+	}
+	channel := func(key, ch string) {
+		if strings.TrimSpace(ch) == "" || strings.ContainsAny(ch, " \t\n") {
+			bad("%s: %q is not a channel (#name or an id such as C0123)", key, ch)
+		}
+	}
+	if !c.Enabled() {
+		if c.SigningSecretFile != "" || c.DefaultChannel != "" || len(c.ChannelsByPriority)+len(c.ChannelsByNamespace)+len(c.ChannelsByLabel) > 0 ||
+			len(c.Approvers.Users)+len(c.Approvers.Usergroups) > 0 {
+			bad("bot_token_file (or webhook_url_file): required by the other slack settings")
+		}
+		return errs
+	}
+	if c.BotTokenFile != "" && c.WebhookURLFile != "" {
+		bad("bot_token_file and webhook_url_file: choose one mode")
+	}
+	if c.WebhookURLFile != "" && (c.SigningSecretFile != "" || len(c.Approvers.Users)+len(c.Approvers.Usergroups) > 0) {
+		bad("webhook_url_file: an incoming webhook cannot carry buttons; approvals need bot_token_file and signing_secret_file")
+	}
+	if c.BotTokenFile != "" && c.DefaultChannel == "" {
+		bad("default_channel: required with bot_token_file (it receives what no namespace or label route claims)")
+	}
+	if c.DefaultChannel != "" {
+		channel("default_channel", c.DefaultChannel)
+	}
+	if len(c.Approvers.Users)+len(c.Approvers.Usergroups) > 0 && c.SigningSecretFile == "" {
+		bad("approvers: need signing_secret_file to verify that button clicks come from Slack")
+	}
+	if c.APIURL != "" {
+		if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.HasSuffix(u.Path, "/") {
+			bad("api_url: %q is not an http(s) URL ending in /", c.APIURL)
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(c.ChannelsByPriority)) {
+		priority("channels_by_priority", p)
+		channel("channels_by_priority."+p, c.ChannelsByPriority[p])
+	}
+	for _, ns := range slices.Sorted(maps.Keys(c.ChannelsByNamespace)) {
+		channel("channels_by_namespace."+ns, c.ChannelsByNamespace[ns])
+	}
+	for _, label := range slices.Sorted(maps.Keys(c.ChannelsByLabel)) {
+		for _, v := range slices.Sorted(maps.Keys(c.ChannelsByLabel[label])) {
+			channel("channels_by_label."+label+"."+v, c.ChannelsByLabel[label][v])
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(c.OncallMentions)) {
+		priority("oncall_mentions", p)
+		if strings.TrimSpace(c.OncallMentions[p]) == "" {
+			bad("oncall_mentions.%s: empty", p)
+		}
+	}
+	for _, u := range c.Approvers.Users {
+		if !slackUserRE.MatchString(u) {
+			bad("approvers.users: %q is not a Slack user id (U… or W…)", u)
+		}
+	}
+	for _, g := range c.Approvers.Usergroups {
+		if !slackGroupRE.MatchString(g) {
+			bad("approvers.usergroups: %q is not a Slack user group id (S…)", g)
+		}
 	}
 	return errs
 }

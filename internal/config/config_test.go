@@ -160,3 +160,66 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestSlackConfig(t *testing.T) {
+	cfg := Default()
+	p := writeFile(t, `
+external_url: https://remediator.example
+slack:
+  bot_token_file: /run/secrets/slack/bot-token
+  signing_secret_file: /run/secrets/slack/signing-secret
+  default_channel: "#incidents"
+  channels_by_priority: {P0: "#incidents-p0"}
+  channels_by_namespace: {prod: "#prod-alerts"}
+  channels_by_label: {team: {payments: "#payments-oncall"}}
+  oncall_mentions: {P0: "<!subteam^S0123ABCD>", P1: "<@U0123ABCD>"}
+  approvers: {users: [U0123ABCD], usergroups: [S0456EFGH]}
+`)
+	if err := LoadFile(&cfg, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Slack
+	if !s.Enabled() || s.ChannelsByLabel["team"]["payments"] != "#payments-oncall" || s.OncallMentions["P0"] != "<!subteam^S0123ABCD>" ||
+		s.Approvers.Usergroups[0] != "S0456EFGH" || cfg.ExternalURL != "https://remediator.example" {
+		t.Errorf("slack config: %+v", s)
+	}
+	if err := ApplyEnv(&cfg, []string{"REMEDIATOR_SLACK_DEFAULT_CHANNEL=C0123", "REMEDIATOR_SLACK_WEBHOOK_URL_FILE=/w"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Slack.DefaultChannel != "C0123" || cfg.Slack.WebhookURLFile != "/w" {
+		t.Errorf("env: %+v", cfg.Slack)
+	}
+}
+
+func TestSlackConfigErrors(t *testing.T) {
+	tests := []struct{ name, body, want string }{
+		{"unknown key", "slack:\n  bot_token: x\n", `unknown field "slack.bot_token"`},
+		{"unknown approvers key", "slack:\n  approvers:\n    groups: [S1]\n", `unknown field "slack.approvers.groups"`},
+		{"no mode", "slack:\n  default_channel: '#x'\n", "slack.bot_token_file (or webhook_url_file): required"},
+		{"both modes", "slack:\n  bot_token_file: a\n  webhook_url_file: b\n  default_channel: '#x'\n", "choose one mode"},
+		{"no default channel", "slack:\n  bot_token_file: a\n", "slack.default_channel: required"},
+		{"webhook buttons", "slack:\n  webhook_url_file: b\n  signing_secret_file: s\n", "cannot carry buttons"},
+		{"approvers without secret", "slack:\n  bot_token_file: a\n  default_channel: '#x'\n  approvers: {users: [U0123]}\n", "need signing_secret_file"},
+		{"bad priority", "slack:\n  bot_token_file: a\n  default_channel: '#x'\n  channels_by_priority: {critical: '#y'}\n", `"critical" is not P0`},
+		{"bad channel", "slack:\n  bot_token_file: a\n  default_channel: '#x'\n  channels_by_namespace: {prod: ''}\n", "slack.channels_by_namespace.prod"},
+		{"bad user", "slack:\n  bot_token_file: a\n  signing_secret_file: s\n  default_channel: '#x'\n  approvers: {users: [alice]}\n", `"alice" is not a Slack user id`},
+		{"bad group", "slack:\n  bot_token_file: a\n  signing_secret_file: s\n  default_channel: '#x'\n  approvers: {usergroups: [U0123]}\n", `"U0123" is not a Slack user group id`},
+		{"bad api url", "slack:\n  bot_token_file: a\n  default_channel: '#x'\n  api_url: http://127.0.0.1:1/api\n", "slack.api_url"},
+		{"bad external url", "external_url: remediator.example\n", "external_url"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Default()
+			err := LoadFile(&cfg, writeFile(t, tc.body))
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
