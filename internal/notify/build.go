@@ -164,6 +164,7 @@ func Build(inc incident.Incident, prior []incident.Event, ev incident.Event, o O
 		Alert:  Alert{Name: inc.AlertName, Labels: inc.Labels, Summary: alertSummary(inc), StartsAt: inc.StartsAt.UTC()},
 		Target: st.target, Namespace: st.namespace, Policy: st.policy, Priority: st.priority, Status: st.status,
 		RootChanged: kind == KindFiring || st.status != before.status || st.priority != before.priority,
+		Change:      st.change,
 		Actor:       ev.Actor,
 		Links:       links(inc, o),
 	}
@@ -371,11 +372,7 @@ func describe(n *Notification, ev incident.Event, d details, st state) {
 			}
 		}
 		n.Change = d.Change.short()
-		n.Summary = "Nothing changes unless someone approves"
-		if !d.ExpiresAt.IsZero() {
-			n.Summary += " before " + d.ExpiresAt.UTC().Format("15:04 MST")
-		}
-		n.Summary += "."
+		n.Summary = "Nothing changes unless someone approves."
 		if g := d.Guards; g != nil {
 			if g.Allowed {
 				n.Bullets = append(n.Bullets, "Guards would allow it now (they run again on approval).")

@@ -128,7 +128,8 @@ type Notification struct {
 	Summary string `json:"summary,omitempty"`
 	// Bullets are a few short supporting lines (top evidence).
 	Bullets []string `json:"bullets,omitempty"`
-	// Change is the exact change, short ("rollback platform-service rev 7 → 6, image a → b").
+	// Change is the exact change this incident's latest plan makes, short
+	// ("rollback platform-service rev 7 → 6, image a → b"); "" before any.
 	Change string `json:"change,omitempty"`
 	// Reason is why: the condition that chose the remedy, the guard's reason.
 	Reason string `json:"reason,omitempty"`

@@ -79,7 +79,7 @@ func TestTimelineApproved(t *testing.T) {
 	}
 	prop := ns[3]
 	if len(prop.Actions) != 2 || prop.Actions[0].ID != notify.ActionApprove || prop.Actions[0].Value != inc.ID ||
-		prop.Actions[1].ID != notify.ActionReject || prop.ExpiresAt.IsZero() || prop.Change != change || prop.Summary != "Nothing changes unless someone approves before 02:00 UTC." {
+		prop.Actions[1].ID != notify.ActionReject || prop.ExpiresAt.IsZero() || prop.Change != change || prop.Summary != "Nothing changes unless someone approves." {
 		t.Errorf("proposal: %+v", prop)
 	}
 	diag := ns[1]
