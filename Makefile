@@ -52,6 +52,7 @@ test: deps testbed-build deploy-crds lint
 	@hack/test.sh
 	$(GO) test ./internal/intake -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./internal/store/audit -run '^$$' -fuzz FuzzParseExportQuery -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/slack -run '^$$' -fuzz FuzzDecodeInteraction -fuzztime $(FUZZTIME)
 
 # Unit tests only (no real components).
 test-short:

@@ -69,7 +69,8 @@ type Kicker interface{ Kick() }
 // and, in the background, checks the user is an approver and calls
 // Decide; the user is told the outcome through the response_url (an
 // ephemeral message, or the proposal's message with its buttons replaced
-// by who decided). Every refusal is passed to Recorder.
+// by who decided). Every refusal is passed to Recorder. Without Replay, a
+// MemoryReplay is used (one replica only).
 type Interactions struct {
 	SigningSecret Secret
 	Replay        ReplayStore
@@ -129,7 +130,14 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			n = 16
 		}
 		h.sem = make(chan struct{}, n)
+		if h.Replay == nil {
+			h.Replay = &MemoryReplay{}
+		}
 	})
+	if h.Decider == nil {
+		http.Error(w, "approvals from Slack are not configured", http.StatusServiceUnavailable)
+		return
+	}
 	ctx := r.Context()
 	deny := func(status int, incidentID, actor, why string) {
 		h.refuse(ctx, incidentID, actor, why)

@@ -57,6 +57,9 @@ func (s *Sender) DeliverTo(ctx context.Context, n notify.Notification, channel s
 	unlock := s.locks.lock(n.IncidentID + "\x00" + channel)
 	defer unlock()
 
+	if s.API == nil || s.Threads == nil {
+		return &notify.Permanent{Err: errors.New("slack: sender has no API client or thread store")}
+	}
 	api, err := s.API.client()
 	if err != nil {
 		return &notify.Permanent{Err: err}
