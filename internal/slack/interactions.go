@@ -188,7 +188,9 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 3. Once: a signature seen within the window is a replay.
-	sig := r.Header.Get("X-Slack-Signature")
+	// Canonical form: the verifier reads the hex case-insensitively, so
+	// "v0=AB…" would otherwise replay "v0=ab…".
+	sig := strings.ToLower(strings.TrimSpace(r.Header.Get("X-Slack-Signature")))
 	fresh, err := h.Replay.RememberSignature(ctx, sig, now, 2*MaxAge)
 	switch {
 	case err != nil:

@@ -260,6 +260,14 @@ func TestInteractionRefusals(t *testing.T) {
 			x.decider.calls = nil // the original was decided; the replay must not be
 			return x.send(body, now, sig)
 		}, 401, incidentID, "slack:U024BE7LH (alice)", "replayed request"},
+		{"replayed with the signature in upper case", func(x *harness) *httptest.ResponseRecorder {
+			body := x.click("U024BE7LH", "alice", ActionApprove)
+			sig := sign(body, now, testSecret)
+			x.send(body, now, sig)
+			x.h.Wait()
+			x.decider.calls = nil
+			return x.send(body, now, "v0="+strings.ToUpper(strings.TrimPrefix(sig, "v0=")))
+		}, 401, incidentID, "slack:U024BE7LH (alice)", "replayed request"},
 		{"unauthorised user", func(x *harness) *httptest.ResponseRecorder {
 			return x.signed(x.click("U0STRANGER", "mallory", ActionApprove))
 		}, 200, incidentID, "slack:U0STRANGER (mallory)", "not allowed to approve or reject from Slack: not in slack.approvers"},
