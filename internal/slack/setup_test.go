@@ -9,8 +9,11 @@ import (
 	"testing"
 
 	"github.com/remediator/remediator/internal/config"
+	"github.com/remediator/remediator/internal/executor"
 	"github.com/remediator/remediator/internal/incident"
+	"github.com/remediator/remediator/internal/notify"
 	"github.com/remediator/remediator/internal/notify/notifytest"
+	"github.com/remediator/remediator/internal/store"
 	"github.com/remediator/remediator/internal/store/sqlite"
 )
 
@@ -95,3 +98,12 @@ func TestTimelineRecorder(t *testing.T) {
 		t.Errorf("timeline: %+v", events)
 	}
 }
+
+// What the lead wires satisfies these interfaces as it is.
+var (
+	_ Decider       = (*executor.Executor)(nil)
+	_ ThreadStore   = store.Store(nil)
+	_ ReplayStore   = store.Store(nil)
+	_ EventAppender = store.Store(nil)
+	_ notify.Source = store.Store(nil)
+)
