@@ -48,15 +48,19 @@ func escalationTargets(cfg config.EscalationConfig) escalation.Targets {
 	return t
 }
 
-// alongside runs the worker's loop and the outbox's delivery loop together
-// (both only on the leader) until ctx ends.
-func alongside(ctx context.Context, run func(context.Context) error, d *escalation.Deliverer) {
+// alongside runs the worker's loop and, each in its own goroutine, the
+// delivery loops (the outbox's, the Slack feed) together — all only on the
+// leader — until ctx ends. A loop that is stuck (a channel down) never
+// holds up the worker.
+func alongside(ctx context.Context, run func(context.Context) error, loops ...func(context.Context) error) {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = d.Run(ctx)
-	}()
+	for _, loop := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = loop(ctx)
+		}()
+	}
 	_ = run(ctx)
 	wg.Wait()
 }

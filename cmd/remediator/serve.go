@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -25,15 +27,18 @@ import (
 
 	"github.com/remediator/remediator/internal/action"
 	"github.com/remediator/remediator/internal/config"
+	"github.com/remediator/remediator/internal/escalation"
 	"github.com/remediator/remediator/internal/executor"
 	"github.com/remediator/remediator/internal/guard"
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/leader"
+	"github.com/remediator/remediator/internal/notify"
 	"github.com/remediator/remediator/internal/pipeline"
 	"github.com/remediator/remediator/internal/planner"
 	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/server"
+	"github.com/remediator/remediator/internal/slack"
 	"github.com/remediator/remediator/internal/store"
 	"github.com/remediator/remediator/internal/store/open"
 	"github.com/remediator/remediator/internal/version"
@@ -276,6 +281,24 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Poll:        cfg.Worker.Poll.Duration,
 		Log:         log.Named("worker"),
 	})
+	// Slack (docs/slack.md): its notifications follow the audit trail (the
+	// feed runs on the leader, beside the worker); its buttons are served
+	// at /slack/interactions, outside the API's credentials.
+	sl, feed, slackLog, err := slackSetup(cfg, st, exec, wk, esc.Metrics, reg, log.Named("slack"))
+	if err != nil {
+		return err
+	}
+	if slackLog != nil {
+		defer slackLog.Close()
+	}
+	var mount func(chi.Router)
+	if sl.Interactions != nil {
+		mount = sl.Interactions.Mount
+	}
+	loops := []func(context.Context) error{deliverer.Run}
+	if feed != nil {
+		loops = append(loops, feed.Run)
+	}
 	srv := server.New(server.Options{
 		Store:        st,
 		Kicker:       wk,
@@ -291,6 +314,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 		Leader:       leading(elector),
 		Audit:        aud,
 		AuditAuth:    audAuth,
+		Mount:        mount,
 	})
 	hs := &http.Server{
 		Handler:           srv,
@@ -324,17 +348,18 @@ func serve(ctx context.Context, cfg config.Config) error {
 		zap.String("mode", cfg.Mode), zap.String("store", redactDSN(cfg.Store)),
 		zap.String("policies", cfg.Policies), zap.Int("policyCount", len(reloader.Current().Policies())),
 		zap.Bool("kubernetes", kube != nil), zap.String("prometheus", cfg.Prometheus.URL), zap.Bool("tls", tc != nil),
-		zap.Strings("namespaces", cfg.Guards.Namespaces), zap.Bool("leaderElection", elector != nil), zap.String("identity", identity))
+		zap.Strings("namespaces", cfg.Guards.Namespaces), zap.Bool("leaderElection", elector != nil), zap.String("identity", identity),
+		zap.String("slack", slackMode(cfg.Slack)), zap.Bool("slackButtons", sl.Interactions != nil))
 
 	workerCtx, stopWorker := context.WithCancel(context.Background())
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
 		if elector == nil {
-			alongside(workerCtx, wk.Run, deliverer)
+			alongside(workerCtx, wk.Run, loops...)
 			return
 		}
-		elector.Run(workerCtx, func(lctx context.Context) { alongside(lctx, wk.Run, deliverer) })
+		elector.Run(workerCtx, func(lctx context.Context) { alongside(lctx, wk.Run, loops...) })
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -361,6 +386,9 @@ func serve(ctx context.Context, cfg config.Config) error {
 		err = hs.Shutdown(shutCtx)
 		cancel()
 	}
+	if sl.Interactions != nil {
+		sl.Interactions.Wait() // decisions clicked in Slack finish before the store closes
+	}
 	stopWorker()
 	<-workerDone
 	<-reloadDone
@@ -369,6 +397,62 @@ func serve(ctx context.Context, cfg config.Config) error {
 		err = nil
 	}
 	return err
+}
+
+// slackSetup builds Slack from the configuration (slack.New) and, when it
+// has a Deliverer, the feed that delivers the audit trail's notable events
+// to it. With slack.log_file and no credentials, the messages are written
+// to that file (make demo); logFile is then the file, to close at the end.
+func slackSetup(cfg config.Config, st store.Store, exec *executor.Executor, kick slack.Kicker, em *escalation.Metrics,
+	reg prometheus.Registerer, log *zap.Logger) (s slack.Setup, feed *slack.Feed, logFile io.Closer, err error) {
+	var logTo io.Writer
+	if path := cfg.Slack.LogFile; path != "" && !cfg.Slack.Enabled() {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return s, nil, nil, fmt.Errorf("slack.log_file: %w", err)
+		}
+		logTo, logFile = f, f
+	}
+	s, err = slack.New(cfg.Slack, slack.Deps{
+		Secret: func(path string) (slack.Secret, error) {
+			f, err := server.NewSecretFile(path)
+			if err != nil {
+				return nil, err
+			}
+			return f.Value, nil
+		},
+		Store:    st,
+		Decider:  exec,
+		Recorder: slack.TimelineRecorder{Store: st, Log: log.Named("interactions")},
+		Kicker:   kick,
+		Log:      log,
+		LogTo:    logTo,
+	})
+	if err != nil || s.Deliverer == nil {
+		if logFile != nil {
+			_ = logFile.Close()
+		}
+		return s, nil, nil, err
+	}
+	feed = &slack.Feed{Store: st, Deliverer: s.Deliverer, Options: notify.Options{ServiceURL: cfg.ExternalURL},
+		Backlog: slack.NewBacklogGauge(reg), Log: log.Named("feed")}
+	if em != nil {
+		feed.Notifications = em.Notifications
+	}
+	return s, feed, logFile, nil
+}
+
+// slackMode names how Slack is configured, for the start-up log.
+func slackMode(c config.SlackConfig) string {
+	switch {
+	case c.BotTokenFile != "":
+		return "bot"
+	case c.WebhookURLFile != "":
+		return "webhook"
+	case c.LogFile != "":
+		return "log"
+	}
+	return "off"
 }
 
 // redactDSN hides a password in a store DSN before it is logged.

@@ -8,8 +8,9 @@
 // proposal (roll back to revision 1). It checks that dry-run changed
 // nothing, then approves the proposal through the API as an operator would:
 // the guards run again, the rollback happens, its rollout is verified. Then
-// it resolves the alert, shows the incident verified and closed, and cleans
-// everything up.
+// it resolves the alert, shows the incident verified and closed, prints the
+// Slack messages the service would have sent (no Slack credentials: it
+// writes them to slack.log_file), and cleans everything up.
 //
 // Run it through `make demo` (which builds bin/remediator and the bed's
 // binaries first), or `go run ./hack/demo` once they are built.
@@ -170,9 +171,13 @@ func run(ctx context.Context) error {
 	}
 	base := "http://" + addr
 	// Guards: only the demo namespace may be changed (an empty allow-list
-	// allows none).
+	// allows none). Slack: no credentials here, so the messages the service
+	// would send go to a file, shown at the end.
 	demoConfig := filepath.Join(work, "remediator.yaml")
-	if err := os.WriteFile(demoConfig, []byte("guards:\n  namespaces: ["+ns+"]\n"), 0o600); err != nil {
+	slackLog := filepath.Join(work, "slack-messages.txt")
+	if err := os.WriteFile(demoConfig, []byte("guards:\n  namespaces: ["+ns+"]\n"+
+		"external_url: "+base+"\n"+
+		"slack:\n  log_file: "+slackLog+"\n  default_channel: \"#incidents\"\n"), 0o600); err != nil {
 		return err
 	}
 	say("starting remediator serve on %s (dry-run, SQLite, bearer token, guards allow namespace %s)", addr, ns)
@@ -295,7 +300,40 @@ func run(ctx context.Context) error {
 	if err := show(ctx, bin, base, token, id); err != nil {
 		return err
 	}
+	if err := showSlack(ctx, slackLog); err != nil {
+		return err
+	}
 	fmt.Println("\ndemo: OK")
+	return nil
+}
+
+// showSlack prints the Slack messages the service would have sent, once
+// the feed (which follows the audit trail, about a second behind) has
+// written the incident's last step.
+func showSlack(ctx context.Context, path string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	var b []byte
+	for {
+		var err error
+		b, err = os.ReadFile(path)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		if strings.Contains(string(b), "*Resolved*") && strings.Contains(string(b), "*Verified*") || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	say("Slack messages the service would have sent (no Slack credentials configured)")
+	if len(b) == 0 {
+		fmt.Println("    (none written to " + path + ")")
+		return nil
+	}
+	fmt.Print(string(b))
 	return nil
 }
 

@@ -86,6 +86,9 @@ type SlackConfig struct {
 	// ("<!subteam^S123>", "<@U123>", "<!here>").
 	OncallMentions map[string]string    `yaml:"oncall_mentions"`
 	Approvers      SlackApproversConfig `yaml:"approvers"`
+	// LogFile, without bot_token_file or webhook_url_file, receives as
+	// text the messages the service would send (make demo shows it).
+	LogFile string `yaml:"log_file"`
 }
 
 // SlackApproversConfig says who may approve or reject from Slack: these
@@ -331,6 +334,7 @@ func envSetters(cfg *Config) map[string]func(string) error {
 		"SLACK_SIGNING_SECRET_FILE": str(&cfg.Slack.SigningSecretFile),
 		"SLACK_WEBHOOK_URL_FILE":    str(&cfg.Slack.WebhookURLFile),
 		"SLACK_DEFAULT_CHANNEL":     str(&cfg.Slack.DefaultChannel),
+		"SLACK_LOG_FILE":            str(&cfg.Slack.LogFile),
 		"MAX_BODY_BYTES": func(v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -586,12 +590,15 @@ func (c SlackConfig) validate() []error {
 			bad("%s: %q is not a channel (#name or an id such as C0123)", key, ch)
 		}
 	}
-	if !c.Enabled() {
-		if c.SigningSecretFile != "" || c.DefaultChannel != "" || len(c.ChannelsByPriority)+len(c.ChannelsByNamespace)+len(c.ChannelsByLabel) > 0 ||
-			len(c.Approvers.Users)+len(c.Approvers.Usergroups) > 0 {
-			bad("bot_token_file (or webhook_url_file): required by the other slack settings")
-		}
+	routes := c.DefaultChannel != "" || len(c.ChannelsByPriority)+len(c.ChannelsByNamespace)+len(c.ChannelsByLabel) > 0
+	switch {
+	case !c.Enabled() && (c.SigningSecretFile != "" || len(c.Approvers.Users)+len(c.Approvers.Usergroups) > 0 || routes && c.LogFile == ""):
+		bad("bot_token_file (or webhook_url_file): required by the other slack settings")
 		return errs
+	case !c.Enabled() && c.LogFile == "":
+		return errs
+	case c.Enabled() && c.LogFile != "":
+		bad("log_file: only without bot_token_file and webhook_url_file (it shows what would be sent instead)")
 	}
 	if c.BotTokenFile != "" && c.WebhookURLFile != "" {
 		bad("bot_token_file and webhook_url_file: choose one mode")

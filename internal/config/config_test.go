@@ -192,6 +192,19 @@ slack:
 	if cfg.Slack.DefaultChannel != "C0123" || cfg.Slack.WebhookURLFile != "/w" {
 		t.Errorf("env: %+v", cfg.Slack)
 	}
+
+	// Log mode (make demo): no credentials, the messages written to a
+	// file, routed as configured.
+	cfg = Default()
+	if err := LoadFile(&cfg, writeFile(t, "slack:\n  log_file: /tmp/a.log\n  default_channel: '#incidents'\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ApplyEnv(&cfg, []string{"REMEDIATOR_SLACK_LOG_FILE=/tmp/b.log"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || cfg.Slack.Enabled() || cfg.Slack.LogFile != "/tmp/b.log" {
+		t.Errorf("log mode: %v %+v", err, cfg.Slack)
+	}
 }
 
 func TestSlackConfigErrors(t *testing.T) {
@@ -209,6 +222,9 @@ func TestSlackConfigErrors(t *testing.T) {
 		{"bad group", "slack:\n  bot_token_file: a\n  signing_secret_file: s\n  default_channel: '#x'\n  approvers: {usergroups: [U0123]}\n", `"U0123" is not a Slack user group id`},
 		{"bad api url", "slack:\n  bot_token_file: a\n  default_channel: '#x'\n  api_url: http://127.0.0.1:1/api\n", "slack.api_url"},
 		{"bad external url", "external_url: remediator.example\n", "external_url"},
+		{"log file and a mode", "slack:\n  webhook_url_file: b\n  log_file: /tmp/slack.log\n", "slack.log_file: only without"},
+		{"log file and buttons", "slack:\n  log_file: /tmp/slack.log\n  signing_secret_file: s\n", "slack.bot_token_file (or webhook_url_file): required"},
+		{"log file, bad channel", "slack:\n  log_file: /tmp/slack.log\n  default_channel: 'two words'\n", "slack.default_channel"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"priority", "reason"}),
 		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "remediator_notifications_total",
-			Help: "Escalation notification delivery attempts, by channel and outcome (sent, retry, failed).",
+			Help: "Notification delivery attempts, by channel (webhook: escalation webhooks; slack: the Slack feed) and outcome (sent, retry, failed; slack also gave_up).",
 		}, []string{"channel", "outcome"}),
 	}
 	for _, p := range store.Priorities {

@@ -6,9 +6,10 @@
 // of the same Notification).
 //
 // Delivery is at least once and never blocks remediation: the executor
-// records events on the timeline; an outbox (outside this package) calls a
-// Deliverer for each notable event and schedules retries from the typed
-// errors (RetryAfter, Retryable, Permanent).
+// records events on the timeline; a feed outside this package (internal/slack
+// Feed, following the audit trail) calls a Deliverer for each notable event
+// and schedules retries from the typed errors (RetryAfter, Retryable,
+// Permanent).
 package notify
 
 import (

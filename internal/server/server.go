@@ -65,6 +65,10 @@ type Options struct {
 	// AuditAuth is their own credential, not the webhook's.
 	Audit     Audit
 	AuditAuth *Authenticator
+	// Mount adds routes that authenticate requests themselves, outside the
+	// API's credentials (e.g. Slack's signed POST /slack/interactions);
+	// nil adds none.
+	Mount func(r chi.Router)
 }
 
 // Server serves the service's HTTP API.
@@ -106,6 +110,9 @@ func New(opt Options) *Server {
 	})
 	if opt.Audit != nil {
 		s.auditRoutes(r)
+	}
+	if opt.Mount != nil {
+		opt.Mount(r)
 	}
 	s.handler = r
 	return s

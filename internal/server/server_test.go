@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -453,5 +454,39 @@ func TestReadyzDraining(t *testing.T) {
 	resp, _ = f.do(http.MethodGet, "/readyz", nil, nil)
 	if resp.StatusCode != 503 {
 		t.Fatalf("readyz while draining %d", resp.StatusCode)
+	}
+}
+
+// Options.Mount adds routes outside the API's credentials (Slack's signed
+// POST /slack/interactions), while the API keeps requiring them.
+func TestMountInteractionsOutsideAuth(t *testing.T) {
+	st, err := open.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "r.db"))
+	must(t, err)
+	defer st.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	must(t, os.WriteFile(tokenFile, []byte(token), 0o600))
+	bearer, err := NewSecretFile(tokenFile)
+	must(t, err)
+	reg := prometheus.NewRegistry()
+	srv := New(Options{Store: st, Auth: &Authenticator{Bearer: bearer}, Log: zap.NewNop(), Metrics: NewMetrics(reg), Gatherer: reg,
+		Mount: func(r chi.Router) {
+			r.Post("/slack/interactions", func(w http.ResponseWriter, _ *http.Request) {
+				http.Error(w, "bad signature", http.StatusUnauthorized)
+			})
+		}})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		body         string
+	}{
+		{http.MethodPost, "/slack/interactions", http.StatusUnauthorized, "bad signature\n"},
+		{http.MethodGet, "/slack/interactions", http.StatusMethodNotAllowed, ""},
+		{http.MethodGet, "/api/v1/incidents", http.StatusUnauthorized, `{"error":"missing or invalid credentials"}` + "\n"},
+	} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != tc.status || tc.body != "" && rec.Body.String() != tc.body {
+			t.Errorf("%s %s: %d %q, want %d %q", tc.method, tc.path, rec.Code, rec.Body, tc.status, tc.body)
+		}
 	}
 }

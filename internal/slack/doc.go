@@ -8,8 +8,9 @@
 // Approve/Reject, guard blocks, outcome, verification, escalation with the
 // on-call mention). testdata/*.json are the golden files of every step.
 //
-// Three Deliverers (notify.Deliverer) send them; the outbox calls Deliver
-// and retries from its typed errors:
+// Three Deliverers (notify.Deliverer) send them; the Feed, which follows
+// the audit trail on the leader, calls Deliver and retries from its typed
+// errors:
 //   - Sender, with a bot token: chat.postMessage for the root (its ts kept
 //     in a ThreadStore per incident and channel), chat.update to update it,
 //     replies with thread_ts = the root's ts; channels chosen by Routes.
@@ -22,4 +23,8 @@
 // is an approver (user ids, or members of user groups), acknowledges at
 // once and then calls the executor's Decide (the guards run again before
 // anything changes).
+//
+// Feed delivers: it reads the audit trail after its cursor (kept in the
+// store), in seq order, and delivers each notable event of an incident,
+// retrying a failing one before any later one.
 package slack

@@ -37,7 +37,7 @@ type Deps struct {
 
 // Setup is Slack as configured.
 type Setup struct {
-	// Deliverer is what the outbox calls: a Sender (bot token), a
+	// Deliverer is what the Feed calls: a Sender (bot token), a
 	// WebhookSender (incoming webhook), a LogSender (not configured, LogTo
 	// set) or nil.
 	Deliverer notify.Deliverer

@@ -18,7 +18,8 @@ type SlackRoot struct {
 
 // SlackState is what the Slack notifier (internal/slack) keeps in the
 // store, so that every replica (and the next leader) threads under the same
-// root message and recognises a replayed interaction request.
+// root message, recognises a replayed interaction request and continues
+// the notifications where the last leader left off.
 type SlackState interface {
 	// RootTS returns the root message of an incident in a channel (as
 	// routed); the zero SlackRoot, and no error, when there is none yet.
@@ -31,4 +32,10 @@ type SlackState interface {
 	// false means a request with this signature was already seen within
 	// its keep (a replay). Expired signatures are forgotten on the way.
 	RememberSignature(ctx context.Context, signature string, at time.Time, keep time.Duration) (bool, error)
+	// NotifyCursor returns how far the notification feed name has read
+	// the audit trail: the seq of the last record it handled. ok is false
+	// (and seq 0) when the feed never recorded one.
+	NotifyCursor(ctx context.Context, name string) (seq int64, ok bool, err error)
+	// SetNotifyCursor records (or replaces) the feed's cursor.
+	SetNotifyCursor(ctx context.Context, name string, seq int64) error
 }

@@ -56,3 +56,27 @@ func (s *Store) RememberSignature(ctx context.Context, signature string, at time
 	}
 	return fresh, nil
 }
+
+// NotifyCursor implements store.SlackState.
+func (s *Store) NotifyCursor(ctx context.Context, name string) (int64, bool, error) {
+	var seq int64
+	err := s.pool.QueryRow(ctx, `SELECT seq FROM notify_cursors WHERE name = $1`, name).Scan(&seq)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("postgres: notify cursor: %w", mapErr(err))
+	}
+	return seq, true, nil
+}
+
+// SetNotifyCursor implements store.SlackState.
+func (s *Store) SetNotifyCursor(ctx context.Context, name string, seq int64) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO notify_cursors (name, seq, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`,
+		name, seq, s.opts.Now().UTC())
+	if err != nil {
+		return fmt.Errorf("postgres: set notify cursor: %w", mapErr(err))
+	}
+	return nil
+}

@@ -55,3 +55,27 @@ func (s *Store) RememberSignature(ctx context.Context, signature string, at time
 	})
 	return fresh, err
 }
+
+// NotifyCursor implements store.SlackState.
+func (s *Store) NotifyCursor(ctx context.Context, name string) (int64, bool, error) {
+	var seq int64
+	err := s.r.QueryRowContext(ctx, `SELECT seq FROM notify_cursors WHERE name = ?`, name).Scan(&seq)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("sqlite: notify cursor: %w", mapErr(err))
+	}
+	return seq, true, nil
+}
+
+// SetNotifyCursor implements store.SlackState.
+func (s *Store) SetNotifyCursor(ctx context.Context, name string, seq int64) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO notify_cursors (name, seq, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`,
+		name, seq, micros(s.opts.Now()))
+	if err != nil {
+		return fmt.Errorf("sqlite: set notify cursor: %w", mapErr(err))
+	}
+	return nil
+}

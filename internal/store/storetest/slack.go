@@ -42,6 +42,39 @@ func Slack(t *testing.T, b Backend) {
 			t.Fatalf("replaced root: %+v, %v; want %+v", r, err, want)
 		}
 	})
+	t.Run("NotifyCursor", func(t *testing.T) {
+		ctx := context.Background()
+		dsn := b.NewDSN(t)
+		s := b.Open(t, dsn)
+		if seq, ok, err := s.NotifyCursor(ctx, "slack"); err != nil || ok || seq != 0 {
+			t.Fatalf("no cursor yet: %d %v %v", seq, ok, err)
+		}
+		// Zero is a cursor too (an empty trail), not "none".
+		if err := s.SetNotifyCursor(ctx, "slack", 0); err != nil {
+			t.Fatal(err)
+		}
+		if seq, ok, err := s.NotifyCursor(ctx, "slack"); err != nil || !ok || seq != 0 {
+			t.Fatalf("cursor 0: %d %v %v", seq, ok, err)
+		}
+		for _, seq := range []int64{41, 1 << 40} {
+			if err := s.SetNotifyCursor(ctx, "slack", seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.SetNotifyCursor(ctx, "teams", 7); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		// Kept across a restart.
+		s = b.Open(t, dsn)
+		defer s.Close()
+		if seq, ok, err := s.NotifyCursor(ctx, "slack"); err != nil || !ok || seq != 1<<40 {
+			t.Fatalf("slack cursor after reopen: %d %v %v", seq, ok, err)
+		}
+		if seq, ok, err := s.NotifyCursor(ctx, "teams"); err != nil || !ok || seq != 7 {
+			t.Fatalf("teams cursor: %d %v %v", seq, ok, err)
+		}
+	})
 	t.Run("SlackSignatures", func(t *testing.T) {
 		ctx := context.Background()
 		s := b.Open(t, b.NewDSN(t))

@@ -18,3 +18,12 @@ CREATE TABLE slack_signatures (
     expires_at timestamptz NOT NULL
 );
 CREATE INDEX slack_signatures_expiry ON slack_signatures (expires_at);
+
+-- How far each notification feed (internal/slack Feed) has read the audit
+-- trail: the seq of the last record it handled. Notifications follow the
+-- trail from here after a restart or a change of leader.
+CREATE TABLE notify_cursors (
+    name       text        PRIMARY KEY, -- the feed, e.g. slack
+    seq        bigint      NOT NULL,
+    updated_at timestamptz NOT NULL
+);
