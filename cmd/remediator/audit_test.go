@@ -86,7 +86,7 @@ func TestAuditCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TRIGGER audit_no_update`, `UPDATE audit SET actor = 'mallory' WHERE seq = 3`} {
+	for _, q := range []string{`DROP TRIGGER audit_no_update`, `UPDATE audit SET alertname = 'mallory' WHERE seq = 3`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

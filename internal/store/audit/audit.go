@@ -112,7 +112,7 @@ func AppendCanonical(b []byte, r *Record) []byte {
 	b = netbytes(b, strconv.AppendInt(num[:0], r.Seq, 10))
 	b = netbytes(b, strconv.AppendInt(num[:0], r.EventID, 10))
 	var ts [32]byte
-	b = netbytes(b, r.Time.UTC().AppendFormat(ts[:0], TimeFormat))
+	b = netbytes(b, appendTime(ts[:0], r.Time))
 	for _, s := range [...]string{r.IncidentID, r.CorrelationID, r.AlertName, r.Fingerprint, r.Namespace,
 		r.Target.Kind, r.Target.Namespace, r.Target.Name, r.Priority, r.Type, r.Action, r.Mode, r.Outcome,
 		r.Reason, r.Actor} {

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -133,8 +133,17 @@ type Encoder interface {
 func NewEncoder(w io.Writer, format string) (Encoder, error) {
 	switch format {
 	case FormatCSV:
-		e := &csvEncoder{w: csv.NewWriter(w), row: make([]string, len(CSVHeader))}
-		return e, e.w.Write(CSVHeader)
+		e := &csvEncoder{w: w}
+		b := e.buf[:0]
+		for i, h := range CSVHeader {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendCSVField(b, h)
+		}
+		e.buf = append(b, '\n')
+		_, err := w.Write(e.buf)
+		return e, err
 	case FormatJSON:
 		return &jsonEncoder{w: w, array: true}, nil
 	case FormatNDJSON:
@@ -143,31 +152,96 @@ func NewEncoder(w io.Writer, format string) (Encoder, error) {
 	return nil, fmt.Errorf("unknown export format %q", format)
 }
 
+// csvEncoder writes exactly what encoding/csv's Writer (comma, LF line
+// ends) writes for the row of CSVHeader's columns, without building the
+// row as strings first: one Write of the whole line per record.
 type csvEncoder struct {
-	w   *csv.Writer
-	row []string
+	w   io.Writer
 	buf []byte
 }
 
 func (e *csvEncoder) Encode(r *Record) error {
-	b := e.buf[:0]
-	b = r.Time.UTC().AppendFormat(b, TimeFormat)
-	e.buf = b
-	row := e.row
-	row[0] = strconv.FormatInt(r.Seq, 10)
-	row[1] = string(b)
-	row[2] = strconv.FormatInt(r.EventID, 10)
-	row[3], row[4], row[5], row[6], row[7] = r.IncidentID, r.CorrelationID, r.AlertName, r.Fingerprint, r.Namespace
-	row[8], row[9], row[10] = r.Target.Kind, r.Target.Namespace, r.Target.Name
-	row[11], row[12], row[13], row[14], row[15] = r.Priority, r.Type, r.Action, r.Mode, r.Outcome
-	row[16], row[17], row[18] = r.Reason, r.Actor, string(r.Details)
-	row[19], row[20] = r.PrevHash, r.Hash
-	return e.w.Write(row)
+	b := strconv.AppendInt(e.buf[:0], r.Seq, 10)
+	b = append(b, ',')
+	b = appendTime(b, r.Time)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, r.EventID, 10)
+	for _, f := range [...]string{r.IncidentID, r.CorrelationID, r.AlertName, r.Fingerprint, r.Namespace,
+		r.Target.Kind, r.Target.Namespace, r.Target.Name, r.Priority, r.Type, r.Action, r.Mode, r.Outcome,
+		r.Reason, r.Actor} {
+		b = append(b, ',')
+		b = appendCSVField(b, f)
+	}
+	b = append(b, ',')
+	b = appendCSVField(b, []byte(r.Details))
+	b = append(b, ',')
+	b = appendCSVField(b, r.PrevHash)
+	b = append(b, ',')
+	b = appendCSVField(b, r.Hash)
+	e.buf = append(b, '\n')
+	_, err := e.w.Write(e.buf)
+	return err
 }
 
-func (e *csvEncoder) Close() error {
-	e.w.Flush()
-	return e.w.Error()
+func (e *csvEncoder) Close() error { return nil }
+
+// appendCSVField appends f as encoding/csv's Writer writes a field: quoted
+// (with quotes doubled) when it holds a comma, quote, CR or LF, is `\.`,
+// or starts with a space character; verbatim otherwise.
+func appendCSVField[T string | []byte](b []byte, f T) []byte {
+	if !csvNeedsQuotes(f) {
+		return append(b, f...)
+	}
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(f); i++ {
+		if f[i] == '"' {
+			b = append(b, f[start:i+1]...)
+			b = append(b, '"')
+			start = i + 1
+		}
+	}
+	b = append(b, f[start:]...)
+	return append(b, '"')
+}
+
+func csvNeedsQuotes[T string | []byte](f T) bool {
+	if len(f) == 0 {
+		return false
+	}
+	if len(f) == 2 && f[0] == '\\' && f[1] == '.' {
+		return true
+	}
+	for i := 0; i < len(f); i++ {
+		switch f[i] {
+		case '\n', '\r', '"', ',':
+			return true
+		}
+	}
+	if c := f[0]; c < utf8.RuneSelf {
+		return c == ' ' || (c >= '\t' && c <= '\r')
+	}
+	r, _ := utf8.DecodeRuneInString(string(f[:min(len(f), utf8.UTFMax)]))
+	return unicode.IsSpace(r)
+}
+
+// appendTime appends t in TimeFormat (UTC, microseconds truncated), as
+// t.UTC().AppendFormat(b, TimeFormat) does, without parsing the layout.
+func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(b, TimeFormat)
+	}
+	h, mi, s := t.Clock()
+	us := t.Nanosecond() / 1000
+	b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+s/10), byte('0'+s%10), '.')
+	for div := 100000; div > 0; div /= 10 {
+		b = append(b, byte('0'+us/div%10))
+	}
+	return append(b, 'Z')
 }
 
 type jsonEncoder struct {
@@ -217,7 +291,7 @@ func AppendJSON(b []byte, r *Record) []byte {
 	b = append(b, `,"eventId":`...)
 	b = strconv.AppendInt(b, r.EventID, 10)
 	b = append(b, `,"time":"`...)
-	b = r.Time.UTC().AppendFormat(b, TimeFormat)
+	b = appendTime(b, r.Time)
 	b = append(b, '"')
 	for _, f := range [...]struct{ k, v string }{{"incidentId", r.IncidentID}, {"correlationId", r.CorrelationID},
 		{"alertname", r.AlertName}, {"fingerprint", r.Fingerprint}, {"namespace", r.Namespace}} {

@@ -37,9 +37,10 @@ const auditLock int64 = 0x72656d6175646974
 // event an id; the lag covers that moment.
 const candLag = "1 second"
 
-const auditColumns = `seq, coalesce(event_id, 0), occurred_at, incident_id, correlation_id, alertname, fingerprint,
-	namespace, target_kind, target_namespace, target_name, priority, type, action, mode, outcome, reason, actor,
-	details, prev_hash, hash`
+// A record is stored as its canonical encoding (body) plus the columns
+// the sealer, scans and the cleanup filter and order by, and its hash: see
+// 0003_audit.sql.
+const auditColumns = `seq, coalesce(event_id, 0), occurred_at, alertname, body, hash`
 
 type auditHead struct {
 	lowWater, candID, candXmax, seq int64
@@ -72,11 +73,54 @@ func (s *Store) chained(ctx context.Context, what string, f func(tx pgx.Tx) erro
 	return nil
 }
 
+// selectUnsealed does not join the incidents: while a large backlog is
+// sealed the planner, estimating the anti-join's rows from a table it has
+// not analyzed yet, chose a nested loop over a sequential scan of the
+// incidents for every event (10,000 events × every incident per pass). The
+// sealer reads the incidents of a pass in a second query instead.
 const selectUnsealed = `SELECT e.id, e.incident_id, e.occurred_at, e.type, e.correlation_id, e.actor, e.reason,
-		e.details::text, coalesce(i.alertname, ''), coalesce(i.fingerprint, ''), coalesce(i.namespace, '')
-	FROM events e LEFT JOIN incidents i ON i.id = e.incident_id
+		e.details::text
+	FROM events e
 	WHERE e.id > $1 AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.event_id = e.id)
 	ORDER BY e.id LIMIT $2`
+
+type unsealedEvent struct {
+	id                            int64
+	at                            time.Time
+	inc, typ, corr, actor, reason string
+	details                       pgtype.Text
+}
+
+// incidentLabels reads alertname, fingerprint and namespace of the
+// incidents of evs.
+func incidentLabels(ctx context.Context, tx pgx.Tx, evs []unsealedEvent) (map[string][3]string, error) {
+	ids := make([]string, 0, len(evs))
+	seen := make(map[string][3]string, len(evs))
+	for _, e := range evs {
+		if _, ok := seen[e.inc]; !ok && e.inc != "" {
+			seen[e.inc] = [3]string{}
+			ids = append(ids, e.inc)
+		}
+	}
+	if len(ids) == 0 {
+		return seen, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, coalesce(alertname, ''), coalesce(fingerprint, ''), coalesce(namespace, '')
+		FROM incidents WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var l [3]string
+		if err := rows.Scan(&id, &l[0], &l[1], &l[2]); err != nil {
+			return nil, err
+		}
+		seen[id] = l
+	}
+	return seen, rows.Err()
+}
 
 // SealAudit implements store.Store.
 func (s *Store) SealAudit(ctx context.Context, max int) (int, error) {
@@ -103,29 +147,33 @@ func (s *Store) SealAudit(ctx context.Context, max int) (int, error) {
 		if err != nil {
 			return err
 		}
-		var recs []audit.Record
+		var evs []unsealedEvent
 		var last int64
 		for rows.Next() {
-			var (
-				id                                           int64
-				at                                           time.Time
-				inc, typ, corr, actor, reason, alert, fp, ns string
-				details                                      pgtype.Text
-			)
-			if err := rows.Scan(&id, &inc, &at, &typ, &corr, &actor, &reason, &details, &alert, &fp, &ns); err != nil {
+			var e unsealedEvent
+			if err := rows.Scan(&e.id, &e.inc, &e.at, &e.typ, &e.corr, &e.actor, &e.reason, &e.details); err != nil {
 				rows.Close()
 				return err
 			}
-			var det []byte
-			if details.Valid {
-				det = []byte(details.String)
-			}
-			recs = append(recs, audit.EventRecord(id, at, inc, corr, alert, fp, ns, typ, actor, reason, det))
-			last = max64(last, id)
+			evs = append(evs, e)
+			last = max64(last, e.id)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		labels, err := incidentLabels(ctx, tx, evs)
+		if err != nil {
+			return err
+		}
+		recs := make([]audit.Record, 0, len(evs))
+		for _, e := range evs {
+			var det []byte
+			if e.details.Valid {
+				det = []byte(e.details.String)
+			}
+			l := labels[e.inc]
+			recs = append(recs, audit.EventRecord(e.id, e.at, e.inc, e.corr, l[0], l[1], l[2], e.typ, e.actor, e.reason, det))
 		}
 		if len(recs) > 0 {
 			if h, err = s.appendRecords(ctx, tx, h, recs); err != nil {
@@ -182,12 +230,8 @@ func max64(a, b int64) int64 {
 	return b
 }
 
-const insertAudit = `INSERT INTO audit (seq, event_id, occurred_at, incident_id, correlation_id, alertname, fingerprint,
-		namespace, target_kind, target_namespace, target_name, priority, type, action, mode, outcome, reason, actor,
-		details, prev_hash, hash, size)
-	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-		$17::text[], $18::text[], $19::text[], $20::text[], $21::text[], $22::int[])`
+const insertAudit = `INSERT INTO audit (seq, event_id, occurred_at, alertname, body, hash)
+	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])`
 
 const addAuditStats = `INSERT INTO audit_stats (dim, key, records, bytes)
 	SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
@@ -197,33 +241,26 @@ const addAuditStats = `INSERT INTO audit_stats (dim, key, records, bytes)
 // appendRecords chains recs after h, inserts them, counts them in the
 // stats and moves the head, inside tx; it returns the new head.
 func (s *Store) appendRecords(ctx context.Context, tx pgx.Tx, h auditHead, recs []audit.Record) (auditHead, error) {
-	seq, hash, sizes := audit.Chain(h.seq, h.hash, recs)
+	seq, hash, bodies := audit.ChainEncoded(h.seq, h.hash, recs)
 	k := len(recs)
 	var (
-		seqs                                             = make([]int64, k)
-		eventIDs                                         = make([]pgtype.Int8, k)
-		times                                            = make([]time.Time, k)
-		inc, corr, alert, fp, ns, tk, tns, tn, prio, typ = make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
-		act, mode, outc, reason, actor, prev, hashes     = make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k), make([]string, k)
-		details                                          = make([]pgtype.Text, k)
-		size                                             = make([]int32, k)
+		seqs     = make([]int64, k)
+		eventIDs = make([]pgtype.Int8, k)
+		times    = make([]time.Time, k)
+		alert    = make([]string, k)
+		body     = make([]string, k)
+		hashes   = make([]string, k)
 	)
 	delta := audit.StatDelta{}
 	for i := range recs {
 		r := &recs[i]
-		seqs[i], times[i], size[i] = r.Seq, r.Time, int32(sizes[i])
+		seqs[i], times[i], alert[i], body[i], hashes[i] = r.Seq, r.Time, r.AlertName, string(bodies[i]), r.Hash
 		if r.EventID != 0 {
 			eventIDs[i] = pgtype.Int8{Int64: r.EventID, Valid: true}
 		}
-		inc[i], corr[i], alert[i], fp[i], ns[i] = r.IncidentID, r.CorrelationID, r.AlertName, r.Fingerprint, r.Namespace
-		tk[i], tns[i], tn[i], prio[i], typ[i] = r.Target.Kind, r.Target.Namespace, r.Target.Name, r.Priority, r.Type
-		act[i], mode[i], outc[i], reason[i], actor[i] = r.Action, r.Mode, r.Outcome, r.Reason, r.Actor
-		details[i] = jsonText(r.Details)
-		prev[i], hashes[i] = r.PrevHash, r.Hash
-		delta.Add(r, sizes[i], 1)
+		delta.Add(r, len(bodies[i]), 1)
 	}
-	if _, err := tx.Exec(ctx, insertAudit, seqs, eventIDs, times, inc, corr, alert, fp, ns, tk, tns, tn, prio, typ,
-		act, mode, outc, reason, actor, details, prev, hashes, size); err != nil {
+	if _, err := tx.Exec(ctx, insertAudit, seqs, eventIDs, times, alert, body, hashes); err != nil {
 		return h, fmt.Errorf("audit records: %w", err)
 	}
 	if err := applyStats(ctx, tx, delta); err != nil {
@@ -303,31 +340,32 @@ func (s *Store) ScanAudit(ctx context.Context, f audit.Filter, fn func(*audit.Re
 	} else {
 		q += " ORDER BY seq"
 	}
-	rows, err := s.pool.Query(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("postgres: scan audit: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var (
-		r       audit.Record
-		details []byte
-	)
-	for rows.Next() {
-		if err := rows.Scan(&r.Seq, &r.EventID, &r.Time, &r.IncidentID, &r.CorrelationID, &r.AlertName, &r.Fingerprint,
-			&r.Namespace, &r.Target.Kind, &r.Target.Namespace, &r.Target.Name, &r.Priority, &r.Type, &r.Action,
-			&r.Mode, &r.Outcome, &r.Reason, &r.Actor, &details, &r.PrevHash, &r.Hash); err != nil {
+	// The query runs in audit.Stream's reader goroutine; decoding and fn
+	// run on this one.
+	return audit.Stream(ctx, func(ctx context.Context, emit audit.Emit) error {
+		rows, err := s.pool.Query(ctx, q, args...)
+		if err != nil {
 			return fmt.Errorf("postgres: scan audit: %w", mapErr(err))
 		}
-		r.Time = r.Time.UTC()
-		r.Details = details
-		if err := fn(&r); err != nil {
-			return err
+		defer rows.Close()
+		var (
+			seq, eventID          int64
+			at                    time.Time
+			alertname, body, hash []byte
+		)
+		for rows.Next() {
+			if err := rows.Scan(&seq, &eventID, &at, &alertname, &body, &hash); err != nil {
+				return fmt.Errorf("postgres: scan audit: %w", mapErr(err))
+			}
+			if err := emit(seq, eventID, at.UTC(), alertname, body, hash); err != nil {
+				return err
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: scan audit: %w", mapErr(err))
-	}
-	return nil
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("postgres: scan audit: %w", mapErr(err))
+		}
+		return nil
+	}, fn)
 }
 
 type queryRower interface {
@@ -488,22 +526,25 @@ func (s *Store) cleanupChunk(ctx context.Context, tx pgx.Tx, res *audit.CleanupR
 	} else if err != nil {
 		return false, err
 	}
-	rows, err := tx.Query(ctx, `SELECT type, action, outcome, alertname, priority, count(*), sum(size)
-		FROM audit WHERE seq > $1 AND seq <= $2 GROUP BY 1, 2, 3, 4, 5`, from, end)
+	rows, err := tx.Query(ctx, `SELECT alertname, body FROM audit WHERE seq > $1 AND seq <= $2`, from, end)
 	if err != nil {
 		return false, err
 	}
 	delta := audit.StatDelta{}
 	var deleted int64
 	for rows.Next() {
-		var typ, action, outcome, alert, prio string
-		var n, b int64
-		if err := rows.Scan(&typ, &action, &outcome, &alert, &prio, &n, &b); err != nil {
+		var (
+			r     audit.Record
+			alert string
+			body  []byte
+		)
+		if err := rows.Scan(&alert, &body); err != nil {
 			rows.Close()
 			return false, err
 		}
-		delta.AddKeys(typ, action, outcome, alert, prio, -b, -n)
-		deleted += n
+		_ = audit.DecodeCanonical(body, &r) // the stats' keys; a body that does not decode counts under empty keys
+		delta.AddKeys(r.Type, r.Action, r.Outcome, alert, r.Priority, -int64(len(body)), -1)
+		deleted++
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -20,15 +19,55 @@ import (
 // The sealer reads and prepares the events to seal on the reader pool
 // first and holds the writer only to chain, insert and commit them.
 
-const auditColumns = `seq, coalesce(event_id, 0), occurred_at, incident_id, correlation_id, alertname, fingerprint,
-	namespace, target_kind, target_namespace, target_name, priority, type, action, mode, outcome, reason, actor,
-	details, prev_hash, hash`
+// A record is stored as its canonical encoding (body) plus the columns
+// scans filter and order by, and its hash: see 0003_audit.sql. A scan
+// reads two columns, seq and a frame that SQLite builds from the others:
+// "<occurred_at>:<alertname bytes>:<alertname><hash bytes>:<hash><body>".
+// (modernc.org/sqlite takes the connection's mutex several times per
+// column read, which made column reads most of an export's cost.)
+const auditColumns = `seq, CAST(occurred_at AS TEXT) || ':' || length(CAST(alertname AS BLOB)) || ':' || alertname ||
+	length(CAST(hash AS BLOB)) || ':' || hash || body`
+
+// parseFrame splits a frame of auditColumns. ok is false for a frame that
+// does not parse (a column edited by hand to another type, or NULL).
+func parseFrame(b []byte) (at int64, alertname, hash, body []byte, ok bool) {
+	num := func() (int64, bool) {
+		neg := len(b) > 0 && b[0] == '-'
+		i, n := 0, int64(0)
+		if neg {
+			i++
+		}
+		start := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < 18; i++ {
+			n = n*10 + int64(b[i]-'0')
+		}
+		if i == start || i >= len(b) || b[i] != ':' {
+			return 0, false
+		}
+		b = b[i+1:]
+		if neg {
+			n = -n
+		}
+		return n, true
+	}
+	field := func() ([]byte, bool) {
+		n, ok := num()
+		if !ok || n < 0 || n > int64(len(b)) {
+			return nil, false
+		}
+		f := b[:n:n]
+		b = b[n:]
+		return f, true
+	}
+	var ok1, ok2, ok3 bool
+	at, ok1 = num()
+	alertname, ok2 = field()
+	hash, ok3 = field()
+	return at, alertname, hash, b, ok1 && ok2 && ok3
+}
 
 func (s *Store) prepareAudit(ctx context.Context) error {
-	s.mAudit = newMultiStmt(`INSERT INTO audit (seq, event_id, occurred_at, incident_id, correlation_id, alertname,
-		fingerprint, namespace, target_kind, target_namespace, target_name, priority, type, action, mode, outcome,
-		reason, actor, details, prev_hash, hash, size)`,
-		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ``)
+	s.mAudit = newMultiStmt(`INSERT INTO audit (seq, occurred_at, alertname, body, hash)`, `(?, ?, ?, ?, ?)`, ``)
 	if err := s.mAudit.prepareAll(ctx, s.w); err != nil {
 		return fmt.Errorf("sqlite: %w", mapErr(err))
 	}
@@ -125,21 +164,15 @@ func (s *Store) SealAudit(ctx context.Context, max int) (int, error) {
 // stats and moves the head (and the low water to lowWater when it is
 // greater), inside tx.
 func (s *Store) appendRecords(ctx context.Context, tx *sql.Tx, head auditHead, recs []audit.Record, lowWater int64) error {
-	seq, hash, sizes := audit.Chain(head.seq, head.hash, recs)
-	args := make([]any, 0, maxRows*22)
+	seq, hash, bodies := audit.ChainEncoded(head.seq, head.hash, recs)
+	args := make([]any, 0, maxRows*5)
 	delta := audit.StatDelta{}
 	err := chunks(len(recs), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
 			r := &recs[i]
-			var eventID any
-			if r.EventID != 0 {
-				eventID = r.EventID
-			}
-			args = append(args, r.Seq, eventID, micros(r.Time), r.IncidentID, r.CorrelationID, r.AlertName,
-				r.Fingerprint, r.Namespace, r.Target.Kind, r.Target.Namespace, r.Target.Name, r.Priority, r.Type,
-				r.Action, r.Mode, r.Outcome, r.Reason, r.Actor, nullJSON(r.Details), r.PrevHash, r.Hash, sizes[i])
-			delta.Add(r, sizes[i], 1)
+			args = append(args, r.Seq, micros(r.Time), r.AlertName, bodies[i], r.Hash)
+			delta.Add(r, len(bodies[i]), 1)
 		}
 		st, err := s.mAudit.stmt(ctx, nil, hi-lo)
 		if err != nil {
@@ -201,7 +234,10 @@ func (s *Store) AppendAudit(ctx context.Context, events ...incident.Event) error
 }
 
 // ScanAudit implements store.Store, on a reader: the scan sees one
-// snapshot and never blocks writers.
+// snapshot and never blocks writers. It reads seq, occurred_at and
+// alertname (the record takes them from these columns), the canonical
+// encoding and the hash, in two columns (auditColumns), and decodes the
+// rest in Go.
 func (s *Store) ScanAudit(ctx context.Context, f audit.Filter, fn func(*audit.Record) error) error {
 	q := `SELECT ` + auditColumns + ` FROM audit`
 	where := []string{"seq > ?"}
@@ -224,35 +260,35 @@ func (s *Store) ScanAudit(ctx context.Context, f audit.Filter, fn func(*audit.Re
 	} else {
 		q += " ORDER BY seq"
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
-	}
-	defer rows.Close()
-	var (
-		r       audit.Record
-		at      int64
-		details sql.RawBytes
-	)
-	for rows.Next() {
-		if err := rows.Scan(&r.Seq, &r.EventID, &at, &r.IncidentID, &r.CorrelationID, &r.AlertName, &r.Fingerprint,
-			&r.Namespace, &r.Target.Kind, &r.Target.Namespace, &r.Target.Name, &r.Priority, &r.Type, &r.Action,
-			&r.Mode, &r.Outcome, &r.Reason, &r.Actor, &details, &r.PrevHash, &r.Hash); err != nil {
+	// The query runs in audit.Stream's reader goroutine; decoding and fn
+	// run on this one.
+	return audit.Stream(ctx, func(ctx context.Context, emit audit.Emit) error {
+		rows, err := s.r.QueryContext(ctx, q, args...)
+		if err != nil {
 			return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
 		}
-		r.Time = fromMicros(at)
-		r.Details = nil
-		if len(details) > 0 {
-			r.Details = json.RawMessage(details) // valid until the next row, as fn's contract says
+		defer rows.Close()
+		var (
+			seq   int64
+			frame sql.RawBytes
+		)
+		for rows.Next() {
+			if err := rows.Scan(&seq, &frame); err != nil {
+				return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
+			}
+			at, alertname, hash, body, ok := parseFrame(frame)
+			if !ok { // the record then hashes to something else: Verify reports it
+				at, alertname, hash, body = 0, nil, nil, nil
+			}
+			if err := emit(seq, -1, fromMicros(at), alertname, body, hash); err != nil {
+				return err
+			}
 		}
-		if err := fn(&r); err != nil {
-			return err
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: scan audit: %w", mapErr(err))
-	}
-	return nil
+		return nil
+	}, fn)
 }
 
 func readCheckpoint(ctx context.Context, q queryer) (*audit.Checkpoint, error) {
@@ -399,22 +435,25 @@ func (s *Store) cleanupChunk(ctx context.Context, tx *sql.Tx, res *audit.Cleanup
 	} else if err != nil {
 		return fail(err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT type, action, outcome, alertname, priority, count(*), sum(size)
-		FROM audit WHERE seq > ? AND seq <= ? GROUP BY 1, 2, 3, 4, 5`, from, end)
+	rows, err := tx.QueryContext(ctx, `SELECT alertname, body FROM audit WHERE seq > ? AND seq <= ?`, from, end)
 	if err != nil {
 		return fail(err)
 	}
 	delta := audit.StatDelta{}
 	var deleted int64
 	for rows.Next() {
-		var typ, action, outcome, alert, prio string
-		var n, b int64
-		if err := rows.Scan(&typ, &action, &outcome, &alert, &prio, &n, &b); err != nil {
+		var (
+			r     audit.Record
+			alert string
+			body  sql.RawBytes
+		)
+		if err := rows.Scan(&alert, &body); err != nil {
 			rows.Close()
 			return fail(err)
 		}
-		delta.AddKeys(typ, action, outcome, alert, prio, -b, -n)
-		deleted += n
+		_ = audit.DecodeCanonical(body, &r) // the stats' keys; a body that does not decode counts under empty keys
+		delta.AddKeys(r.Type, r.Action, r.Outcome, alert, r.Priority, -int64(len(body)), -1)
+		deleted++
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -304,16 +305,28 @@ func (s suite) sealedChain(t *testing.T, n int) (store.Store, string) {
 	return st, dsn
 }
 
+// editRecord returns the statement that rewrites record seq's stored
+// canonical encoding (the column body) after edit, and with rehash also its
+// hash to match.
+func editRecord(t *testing.T, st store.Store, seq int64, rehash bool, edit func(*audit.Record)) string {
+	t.Helper()
+	for _, r := range Records(t, st) {
+		if r.Seq == seq {
+			edit(&r)
+			q := fmt.Sprintf(`UPDATE audit SET body = '%s'`, strings.ReplaceAll(string(audit.Canonical(&r)), "'", "''"))
+			if rehash {
+				q += fmt.Sprintf(`, hash = '%s'`, audit.Hash(&r))
+			}
+			return q + fmt.Sprintf(` WHERE seq = %d`, seq)
+		}
+	}
+	t.Fatalf("no record %d", seq)
+	return ""
+}
+
 func (s suite) auditTamper(t *testing.T) {
 	rehash := func(t *testing.T, st store.Store, seq int64, reason string) string {
-		for _, r := range Records(t, st) {
-			if r.Seq == seq {
-				r.Reason = reason
-				return fmt.Sprintf(`UPDATE audit SET reason = '%s', hash = '%s' WHERE seq = %d`, reason, audit.Hash(&r), seq)
-			}
-		}
-		t.Fatalf("no record %d", seq)
-		return ""
+		return editRecord(t, st, seq, true, func(r *audit.Record) { r.Reason = reason })
 	}
 	cases := []struct {
 		name    string
@@ -321,15 +334,24 @@ func (s suite) auditTamper(t *testing.T) {
 		seq     int64
 		problem string
 	}{
-		{"edit a field", func(*testing.T, store.Store) []string {
-			return []string{`UPDATE audit SET reason = 'nothing to see' WHERE seq = 5`}
+		{"edit a field", func(t *testing.T, st store.Store) []string {
+			return []string{editRecord(t, st, 5, false, func(r *audit.Record) { r.Reason = "nothing to see" })}
 		}, 5, audit.ProblemHash},
-		{"edit the first record", func(*testing.T, store.Store) []string {
-			return []string{`UPDATE audit SET actor = 'mallory' WHERE seq = 1`}
+		{"edit the first record", func(t *testing.T, st store.Store) []string {
+			return []string{editRecord(t, st, 1, false, func(r *audit.Record) { r.Actor = "mallory" })}
 		}, 1, audit.ProblemHash},
-		{"edit prev_hash", func(*testing.T, store.Store) []string {
-			return []string{`UPDATE audit SET prev_hash = '` + audit.GenesisHash + `' WHERE seq = 6`}
+		{"edit prev_hash", func(t *testing.T, st store.Store) []string {
+			return []string{editRecord(t, st, 6, false, func(r *audit.Record) { r.PrevHash = audit.GenesisHash })}
 		}, 6, audit.ProblemHash},
+		{"edit the details", func(t *testing.T, st store.Store) []string {
+			return []string{editRecord(t, st, 3, false, func(r *audit.Record) { r.Details = json.RawMessage(`{"x":1}`) })}
+		}, 3, audit.ProblemHash},
+		{"edit the alertname column", func(*testing.T, store.Store) []string {
+			return []string{`UPDATE audit SET alertname = 'Other' WHERE seq = 5`}
+		}, 5, audit.ProblemHash},
+		{"garble the body", func(*testing.T, store.Store) []string {
+			return []string{`UPDATE audit SET body = 'remediator' WHERE seq = 2`}
+		}, 2, audit.ProblemHash},
 		{"edit and re-hash", func(t *testing.T, st store.Store) []string {
 			return []string{rehash(t, st, 4, "rewritten")}
 		}, 5, audit.ProblemPrevHash},
@@ -375,7 +397,8 @@ func (s suite) auditTamper(t *testing.T) {
 			t.Skip("backend has no raw Exec")
 		}
 		st, dsn := s.sealedChain(t, 3)
-		for _, q := range []string{`UPDATE audit SET reason = 'x' WHERE seq = 2`, `DELETE FROM audit WHERE seq = 1`} {
+		for _, q := range []string{`UPDATE audit SET hash = 'x' WHERE seq = 2`, `UPDATE audit SET body = 'x' WHERE seq = 2`,
+			`DELETE FROM audit WHERE seq = 1`} {
 			if err := s.b.Exec(t, dsn, q); err == nil {
 				t.Errorf("%s: no error", q)
 			}
@@ -484,7 +507,7 @@ func (s suite) auditCleanup(t *testing.T) {
 			t.Errorf("%s: no error", q)
 		}
 	}
-	s.tamper(t, dsn, `UPDATE audit SET actor = 'mallory' WHERE seq = 7`)
+	s.tamper(t, dsn, editRecord(t, st, 7, false, func(r *audit.Record) { r.Actor = "mallory" }))
 	if rep := mustVerify(t, st); rep.Valid || rep.Break.Seq != 7 || rep.Break.Problem != audit.ProblemHash {
 		t.Errorf("Verify after tampering: %+v %+v", rep, rep.Break)
 	}

@@ -3,29 +3,20 @@
 -- intake never waits on the chain head. Service-level records (event_id
 -- NULL) are appended directly. Docs: docs/audit.md.
 
+-- A record is kept as its canonical encoding (package audit: every field,
+-- prev_hash included, as netstrings), next to the columns the sealer,
+-- exports and the cleanup filter and order by, and its hash: an export
+-- reads six columns per row and decodes the rest in Go. seq, event_id,
+-- occurred_at and alertname are taken from these columns, not from the
+-- body, when a record is read, so an edit of either no longer matches the
+-- hash.
 CREATE TABLE audit (
-    seq              bigint      PRIMARY KEY,  -- gap-free chain order, assigned by the sealer
-    event_id         bigint,                   -- events.id; NULL for a service-level record
-    occurred_at      timestamptz NOT NULL,
-    incident_id      text        NOT NULL DEFAULT '',
-    correlation_id   text        NOT NULL DEFAULT '',
-    alertname        text        NOT NULL DEFAULT '',
-    fingerprint      text        NOT NULL DEFAULT '',
-    namespace        text        NOT NULL DEFAULT '',
-    target_kind      text        NOT NULL DEFAULT '',
-    target_namespace text        NOT NULL DEFAULT '',
-    target_name      text        NOT NULL DEFAULT '',
-    priority         text        NOT NULL DEFAULT '',
-    type             text        NOT NULL,
-    action           text        NOT NULL DEFAULT '',
-    mode             text        NOT NULL DEFAULT '',
-    outcome          text        NOT NULL DEFAULT '',
-    reason           text        NOT NULL DEFAULT '',
-    actor            text        NOT NULL DEFAULT '',
-    details          text,                     -- the event's details as events.details::text, byte for byte
-    prev_hash        text        NOT NULL,
-    hash             text        NOT NULL,     -- SHA-256 of the canonical encoding (package audit)
-    size             integer     NOT NULL      -- bytes of the canonical encoding (stats only; not hashed)
+    seq         bigint      PRIMARY KEY,  -- gap-free chain order, assigned by the sealer
+    event_id    bigint,                   -- events.id; NULL for a service-level record (also in body)
+    occurred_at timestamptz NOT NULL,     -- the record's time (also in body)
+    alertname   text        NOT NULL,     -- the incident's alertname (also in body)
+    body        text        NOT NULL,     -- the canonical encoding; its length in bytes is the record's size in the stats
+    hash        text        NOT NULL      -- SHA-256 of the canonical encoding
 );
 -- An event is sealed once; the sealer's "not sealed yet" anti-join probes this.
 CREATE UNIQUE INDEX audit_event ON audit (event_id);

@@ -1,32 +1,21 @@
 -- The audit trail: every timeline event becomes one record of a hash
 -- chain, appended by the sealer (SealAudit) after the event committed, so
--- intake never waits on the chain head. Service-level records (event_id
--- NULL) are appended directly. Docs: docs/audit.md.
+-- intake never waits on the chain head. Service-level records (event id 0)
+-- are appended directly. Docs: docs/audit.md.
 -- Times are INTEGER microseconds since the Unix epoch, UTC.
 
+-- A record is kept as its canonical encoding (package audit: every field,
+-- prev_hash included, as netstrings), next to the columns exports filter
+-- and order by and its hash: an export reads them (as two columns, see
+-- auditColumns in audit.go) and decodes the rest in Go. seq, occurred_at
+-- and alertname are taken from these columns, not from the body, when a
+-- record is read, so an edit of either no longer matches the hash.
 CREATE TABLE audit (
-    seq              INTEGER PRIMARY KEY,     -- gap-free chain order, assigned by the sealer
-    event_id         INTEGER,                 -- events.id; NULL for a service-level record
-    occurred_at      INTEGER NOT NULL,
-    incident_id      TEXT    NOT NULL DEFAULT '',
-    correlation_id   TEXT    NOT NULL DEFAULT '',
-    alertname        TEXT    NOT NULL DEFAULT '',
-    fingerprint      TEXT    NOT NULL DEFAULT '',
-    namespace        TEXT    NOT NULL DEFAULT '',
-    target_kind      TEXT    NOT NULL DEFAULT '',
-    target_namespace TEXT    NOT NULL DEFAULT '',
-    target_name      TEXT    NOT NULL DEFAULT '',
-    priority         TEXT    NOT NULL DEFAULT '',
-    type             TEXT    NOT NULL,
-    action           TEXT    NOT NULL DEFAULT '',
-    mode             TEXT    NOT NULL DEFAULT '',
-    outcome          TEXT    NOT NULL DEFAULT '',
-    reason           TEXT    NOT NULL DEFAULT '',
-    actor            TEXT    NOT NULL DEFAULT '',
-    details          BLOB,                    -- the event's details JSON, byte for byte
-    prev_hash        TEXT    NOT NULL,
-    hash             TEXT    NOT NULL,        -- SHA-256 of the canonical encoding (package audit)
-    size             INTEGER NOT NULL         -- bytes of the canonical encoding (stats only; not hashed)
+    seq         INTEGER PRIMARY KEY,  -- gap-free chain order, assigned by the sealer
+    occurred_at INTEGER NOT NULL,     -- the record's time (also in body)
+    alertname   TEXT    NOT NULL,     -- the incident's alertname (also in body)
+    body        BLOB    NOT NULL,     -- the canonical encoding; its length is the record's size in the stats
+    hash        TEXT    NOT NULL      -- SHA-256 of the canonical encoding
 );
 -- Export by date walks this index in order: no sort, constant memory.
 CREATE INDEX audit_time ON audit (occurred_at, seq);
