@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"sort"
 
 	"github.com/spf13/cobra"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -37,41 +36,7 @@ func rbacRules() []rbacv1.PolicyRule {
 	for _, a := range action.New(nil) {
 		acts = append(acts, a)
 	}
-	type key struct{ g, r string }
-	verbs := map[key]map[string]bool{}
-	for _, r := range append(probe.AllRules(), action.Rules(acts...)...) {
-		for _, g := range r.APIGroups {
-			for _, res := range r.Resources {
-				k := key{g, res}
-				if verbs[k] == nil {
-					verbs[k] = map[string]bool{}
-				}
-				for _, v := range r.Verbs {
-					verbs[k][v] = true
-				}
-			}
-		}
-	}
-	keys := make([]key, 0, len(verbs))
-	for k := range verbs {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].g != keys[j].g {
-			return keys[i].g < keys[j].g
-		}
-		return keys[i].r < keys[j].r
-	})
-	out := make([]rbacv1.PolicyRule, 0, len(keys))
-	for _, k := range keys {
-		vs := make([]string, 0, len(verbs[k]))
-		for v := range verbs[k] {
-			vs = append(vs, v)
-		}
-		sort.Strings(vs)
-		out = append(out, rbacv1.PolicyRule{APIGroups: []string{k.g}, Resources: []string{k.r}, Verbs: vs})
-	}
-	return out
+	return probe.MergeRules(append(probe.AllRules(), action.Rules(acts...)...)...)
 }
 
 func writeRBAC(w io.Writer) error {

@@ -28,20 +28,32 @@ type Needer interface {
 // Rules merges the permissions of probes (those implementing Needer) into
 // RBAC rules, one per group and resource, sorted, for generating deploy RBAC.
 func Rules(probes ...Probe) []rbacv1.PolicyRule {
+	var rules []rbacv1.PolicyRule
+	for _, p := range probes {
+		if n, ok := p.(Needer); ok {
+			for _, perm := range n.Needs() {
+				rules = append(rules, perm.PolicyRule())
+			}
+		}
+	}
+	return MergeRules(rules...)
+}
+
+// MergeRules merges rules into one rule per API group and resource, with
+// the union of their verbs, sorted by group, resource and verb.
+func MergeRules(rules ...rbacv1.PolicyRule) []rbacv1.PolicyRule {
 	type key struct{ g, r string }
 	verbs := map[key]map[string]bool{}
-	for _, p := range probes {
-		n, ok := p.(Needer)
-		if !ok {
-			continue
-		}
-		for _, perm := range n.Needs() {
-			k := key{perm.Group, perm.Resource}
-			if verbs[k] == nil {
-				verbs[k] = map[string]bool{}
-			}
-			for _, v := range perm.Verbs {
-				verbs[k][v] = true
+	for _, rule := range rules {
+		for _, g := range rule.APIGroups {
+			for _, r := range rule.Resources {
+				k := key{g, r}
+				if verbs[k] == nil {
+					verbs[k] = map[string]bool{}
+				}
+				for _, v := range rule.Verbs {
+					verbs[k][v] = true
+				}
 			}
 		}
 	}
