@@ -15,9 +15,9 @@ var errLint = errors.New("policy lint failed")
 func newPolicyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
-		Short: "Check policy files and print their JSON Schema",
+		Short: "Check policy files, print their JSON Schema and reference",
 	}
-	cmd.AddCommand(newPolicyLintCmd(), newPolicySchemaCmd())
+	cmd.AddCommand(newPolicyLintCmd(), newPolicySchemaCmd(), newPolicyDocsCmd())
 	return cmd
 }
 
