@@ -432,6 +432,12 @@ func (c *Config) Validate() error {
 	if c.HA.LeaderElection && (c.HA.LeaseNamespace == "" || c.HA.LeaseName == "") {
 		errs = append(errs, errors.New("ha: leader_election needs lease_namespace and lease_name"))
 	}
+	if c.HA.LeaderElection && strings.HasPrefix(c.Store, "sqlite:") {
+		// Each replica would open its own SQLite file: the Lease would pick
+		// one to act, but the others would take no part in dedup, and a new
+		// leader would not see the old one's intents, so it could act again.
+		errs = append(errs, errors.New("ha: leader_election needs a store the replicas share (postgres://…); with SQLite each replica has its own database"))
+	}
 	errs = append(errs, c.validateAudit()...)
 	if c.ExternalURL != "" {
 		if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -142,6 +142,13 @@ func TestValidate(t *testing.T) {
 		{"zero body", func(c *Config) { c.MaxBodyBytes = 0 }, "max_body_bytes"},
 		{"bad level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"short lease", func(c *Config) { c.Worker.Lease.Duration = time.Millisecond }, "worker.lease"},
+		{"leader election on sqlite", func(c *Config) {
+			c.HA = HAConfig{LeaderElection: true, LeaseNamespace: "ns", LeaseName: "l"}
+		}, "ha: leader_election needs a store the replicas share"},
+		{"leader election on postgres", func(c *Config) {
+			c.HA = HAConfig{LeaderElection: true, LeaseNamespace: "ns", LeaseName: "l"}
+			c.Store = "postgres://u@db/r"
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
