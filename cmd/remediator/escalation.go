@@ -17,7 +17,7 @@ import (
 // escalationSetup builds the escalator (priorities, deadlines,
 // notifications through the outbox) and the outbox's delivery loop from
 // the configuration, and registers their metrics.
-func escalationSetup(cfg config.EscalationConfig, st store.Store, reg prometheus.Registerer, log *zap.Logger, owner string) (*escalation.Escalator, *escalation.Deliverer) {
+func escalationSetup(cfg config.EscalationConfig, externalURL string, st store.Store, reg prometheus.Registerer, log *zap.Logger, owner string) (*escalation.Escalator, *escalation.Deliverer) {
 	targets := escalationTargets(cfg)
 	metrics := escalation.NewMetrics(reg)
 	reg.MustRegister(&escalation.StateCollector{Store: st, Log: log})
@@ -30,7 +30,7 @@ func escalationSetup(cfg config.EscalationConfig, st store.Store, reg prometheus
 		Metrics:     metrics,
 		Log:         log.Named("outbox"),
 	}
-	x := &escalation.Escalator{Store: st, Targets: targets, ExternalURL: cfg.ExternalURL, Metrics: metrics,
+	x := &escalation.Escalator{Store: st, Targets: targets, ExternalURL: externalURL, Metrics: metrics,
 		Log: log, Kick: d.Kick}
 	return x, d
 }

@@ -266,7 +266,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	// Escalation: priorities, deadlines, acknowledgements, the outbox and
 	// its delivery loop (docs/escalation.md).
-	esc, deliverer := escalationSetup(cfg.Escalation, st, reg, log.Named("escalation"), identity+"-"+incident.NewID()[:8])
+	esc, deliverer := escalationSetup(cfg.Escalation, cfg.ExternalURL, st, reg, log.Named("escalation"), identity+"-"+incident.NewID()[:8])
 	exec.Escalation = esc
 	wk := worker.New(worker.Options{
 		Name:  fmt.Sprintf("%s-%s", identity, incident.NewID()[:8]),

@@ -495,14 +495,11 @@ func IsLoopback(addr string) bool {
 // EscalationConfig says who is told when an incident escalates, by
 // priority, and how notifications are delivered.
 type EscalationConfig struct {
-	P0 EscalationLevel `yaml:"P0"`
-	P1 EscalationLevel `yaml:"P1"`
-	P2 EscalationLevel `yaml:"P2"`
-	P3 EscalationLevel `yaml:"P3"`
-	// ExternalURL is the service's URL as people reach it, for the links
-	// in notifications (e.g. https://remediator.example.com).
-	ExternalURL string         `yaml:"external_url"`
-	Delivery    DeliveryConfig `yaml:"delivery"`
+	P0       EscalationLevel `yaml:"P0"`
+	P1       EscalationLevel `yaml:"P1"`
+	P2       EscalationLevel `yaml:"P2"`
+	P3       EscalationLevel `yaml:"P3"`
+	Delivery DeliveryConfig  `yaml:"delivery"`
 }
 
 // EscalationLevel is who is told at one priority.
@@ -563,11 +560,6 @@ func (e EscalationConfig) validate() []error {
 				errs = append(errs, fmt.Errorf("%s.name: %q is also the name of %s", where, name, other))
 			}
 			names[name] = where
-		}
-	}
-	if e.ExternalURL != "" {
-		if u, err := url.Parse(e.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("escalation.external_url: %q is not an http(s) URL", e.ExternalURL))
 		}
 	}
 	if e.Delivery.MaxBackoff.Duration < 0 || e.Delivery.GiveUpAfter.Duration < 0 {

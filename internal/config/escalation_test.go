@@ -14,7 +14,6 @@ func TestEscalationConfig(t *testing.T) {
 	}{
 		{name: "levels", yaml: `
 escalation:
-  external_url: https://remediator.example.com
   P0:
     mention: "@oncall-lead"
     webhooks:
@@ -49,7 +48,9 @@ escalation:
 		{name: "not http", yaml: "escalation:\n  P1:\n    webhooks:\n      - url: ftp://x/y\n", wantErr: "not an http(s) URL"},
 		{name: "duplicate names", yaml: "escalation:\n  P0:\n    webhooks:\n      - {name: a, url: http://x/1}\n  P1:\n    webhooks:\n      - {name: a, url: http://x/2}\n",
 			wantErr: `"a" is also the name of escalation.P0.webhooks[0]`},
-		{name: "bad external url", yaml: "escalation:\n  external_url: remediator\n", wantErr: "escalation.external_url"},
+		// One external_url for every link (top level); the escalation
+		// section once had its own, which nothing read.
+		{name: "external url belongs at the top", yaml: "escalation:\n  external_url: https://r.example\n", wantErr: `unknown field "escalation.external_url"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Default()
