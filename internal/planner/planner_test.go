@@ -129,9 +129,11 @@ func TestPlanHighErrorRateOnTheBed(t *testing.T) {
 	probes := probe.New(probe.Config{Kube: env.RemediatorClient()})
 	tests := []struct {
 		name, dep, remedy, action string
+		priority                  policy.Priority
 	}{
-		{"recent bad rollout", upAddr(t), "rollback-recent-rollout", "rollback"},
-		{"dependency down", downAddr(t), "dependency-down", "escalate"},
+		{"recent bad rollout", upAddr(t), "rollback-recent-rollout", "rollback", "P0"},
+		// P1: the dependency's outage is its owners' (the policy's first priority rule).
+		{"dependency down", downAddr(t), "dependency-down", "escalate", "P1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,17 +145,18 @@ func TestPlanHighErrorRateOnTheBed(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, r := range plan.Evidence {
-				if r.Err != nil && r.Probe != "resources" {
+				// No metrics.k8s.io and no Prometheus here.
+				if r.Err != nil && r.Probe != "resources" && r.ID != "cpuSaturation" {
 					t.Errorf("probe %s failed: %v", r.Probe, r.Err)
 				}
 			}
 			d := plan.Decision
-			if plan.Policy != "high-error-rate" || d.Remedy != tt.remedy || d.Action != tt.action || d.Priority != "P0" {
+			if plan.Policy != "high-error-rate" || d.Remedy != tt.remedy || d.Action != tt.action || d.Priority != tt.priority {
 				t.Fatalf("plan %+v decision %+v", plan, d)
 			}
 			want := "would rollback deployment " + ns + "/platform-service revision 2 → 1"
 			if tt.action == "escalate" {
-				want = "escalate (P0): remedy dependency-down"
+				want = "escalate (P1): remedy dependency-down"
 			}
 			if got := Summary(plan, "dry-run"); !strings.Contains(got, want) {
 				t.Errorf("summary %q, want it to contain %q", got, want)
@@ -224,7 +227,7 @@ func TestPlanRefusesBadTargetsAndUnmatched(t *testing.T) {
 	}
 	// A policy step whose probe is not configured is recorded, not fatal.
 	plan, err = p.Plan(context.Background(), alert("HighErrorRate", "prod"))
-	if err != nil || plan.Decision == nil || len(plan.Evidence) != 4 {
+	if err != nil || plan.Decision == nil || len(plan.Evidence) != 5 {
 		t.Fatalf("unconfigured probes: %+v %v", plan, err)
 	}
 	for _, r := range plan.Evidence {

@@ -197,7 +197,9 @@ func TestEvaluateRunbookScenarios(t *testing.T) {
 				"resources":         probe.ResourcesEvidence{Available: true, CPUNearLimitPercent: 90},
 				"dependencies":      probe.DependenciesEvidence{AllReachable: false, Unreachable: []string{"database:5432"}},
 			},
-			wantRemedy: "dependency-down", wantAction: "escalate", wantPrio: P0,
+			// P1, not the critical severity's P0: the dependency's outage is
+			// its owners' (the policy's first priority rule).
+			wantRemedy: "dependency-down", wantAction: "escalate", wantPrio: P1,
 		},
 		{
 			name: "nothing explains it → escalate", policy: "high-error-rate",
@@ -205,6 +207,7 @@ func TestEvaluateRunbookScenarios(t *testing.T) {
 				"rolloutHistory":    probe.RolloutHistoryEvidence{Revisions: revisions(1), NewestRolloutAge: 72 * time.Hour},
 				"errorDistribution": probe.ErrorDistributionEvidence{Total: 5},
 				"resources":         calm,
+				"cpuSaturation":     probe.PrometheusEvidence{Available: true, Value: 0},
 				"dependencies":      healthyDeps,
 			},
 			wantRemedy: "", wantAction: "escalate", wantPrio: P3,
