@@ -1,493 +1,390 @@
-// Command demo is `make demo`: it starts the real-component test bed (a
-// Kubernetes control plane with simulated nodes, and the real Alertmanager),
-// deploys the runbook's platform-service, rolls out a bad version whose pods
-// log errors, starts remediator in dry-run on SQLite with the shipped
-// policies and its own least-privilege identity, makes Alertmanager send a
-// HighErrorRate alert, and prints the incident: the runbook's diagnosis
-// (rollout history, error distribution, resources, dependencies) and the
-// proposal (roll back to revision 1). It checks that dry-run changed
-// nothing, then approves the proposal through the API as an operator would:
-// the guards run again, the rollback happens, its rollout is verified. Then
-// it resolves the alert, shows the incident verified and closed, prints the
-// Slack messages the service would have sent (no Slack credentials: it
-// writes them to slack.log_file), and cleans everything up.
+// Command demo is `make demo`: the runbook's first scenario, a bad rollout,
+// driven end to end by real components (internal/testbed/runbookloop):
 //
-// Run it through `make demo` (which builds bin/remediator and the bed's
-// binaries first), or `go run ./hack/demo` once they are built.
+//	demo-app → Prometheus (the shipped rules) → Alertmanager → remediator → Kubernetes
+//
+// It starts the test bed (a Kubernetes control plane with a simulated
+// node), builds remediator and demo-app, and starts the loop with
+// remediator in dry-run. It rolls out a bad version (revision 2): demo-app,
+// standing in for the pods, starts failing 30% of its requests;
+// Prometheus's HighErrorRate rule fires; Alertmanager notifies remediator,
+// which diagnoses, plans a rollback and, being in dry-run, only proposes
+// it. The demo shows the proposal (the diagnosis, the decision, the exact
+// change, the guards' verdict), checks the cluster is unchanged, then
+// approves it through the API as an operator would: the guards run again,
+// the rollback happens and rolls out, the errors stop, Prometheus resolves
+// the alert and the incident is resolved and verified. Everything is
+// printed as one timeline; then the incident's audit records (chain
+// verified) and the Slack messages the service would have sent (no Slack
+// credentials: slack.log_file). It ends by itself and removes everything
+// it started, also on failure or Ctrl-C; it exits non-zero if the loop
+// does not complete.
+//
+// Run it through `make demo` (which installs the Debian packages and builds
+// the bed's binaries first), or `go run ./hack/demo` once they are built.
 package main
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
+	"math"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/remediator/remediator/internal/action"
-	"github.com/remediator/remediator/internal/probe"
+	"github.com/remediator/remediator/internal/notify"
+	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/testbed"
+	"github.com/remediator/remediator/internal/testbed/runbookloop"
+)
+
+const (
+	alertname = "HighErrorRate"
+	operator  = "demo-operator"
+	// timeout bounds the whole demo: it normally takes about a minute
+	// once the binaries are built.
+	timeout = 5 * time.Minute
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "demo: FAILED:", err)
+	go func() {
+		<-ctx.Done()
+		stop() // a second Ctrl-C ends the demo at once
+	}()
+	start := time.Now()
+	logf := func(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
+	if err := runbookloop.Run(ctx, timeout, logf, demo); err != nil {
+		fmt.Fprintf(os.Stderr, "\ndemo: FAILED after %s: %v\n", since(start), err)
 		os.Exit(1)
 	}
+	fmt.Printf("\ndemo: OK in %s: the whole loop ran and everything it started is gone\n", since(start))
 }
 
 func say(format string, args ...any) {
 	fmt.Printf("\n==> "+format+"\n", args...)
 }
 
-func run(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	root, err := testbed.RepoRoot()
-	if err != nil {
-		return err
-	}
-	bin := filepath.Join(root, "bin", "remediator")
-	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("%s missing: run `make demo` (it builds it)", bin)
-	}
+func demo(t runbookloop.T) {
+	ctx := t.Context()
 	work, err := os.MkdirTemp("", "remediator-demo-")
 	if err != nil {
-		return err
+		t.Fatalf("%v", err)
 	}
-	keep := false
-	defer func() {
-		if keep {
-			fmt.Println("demo: logs kept in", work)
-			return
+	t.Cleanup(func() {
+		if err := os.RemoveAll(work); err != nil {
+			t.Logf("removing %s: %v", work, err)
 		}
-		_ = os.RemoveAll(work)
-	}()
+		say("cleaned up: processes stopped, test bed down, %s removed", work)
+	})
 
-	say("starting the test bed: etcd, kube-apiserver, controller-manager, scheduler, kwok (simulated node)")
-	start := time.Now()
-	bed, err := testbed.Up(ctx, testbed.Options{Dir: filepath.Join(work, "bed"), KillWithParent: true,
-		Logf: func(f string, a ...any) { fmt.Printf("    "+f+"\n", a...) }})
-	if err != nil {
-		keep = true
-		return err
+	say("starting the test bed (etcd, kube-apiserver, controller-manager, scheduler, kwok) and building remediator and demo-app")
+	t0 := time.Now()
+	type built struct {
+		bins runbookloop.Binaries
+		err  error
 	}
-	defer func() {
-		say("cleaning up")
+	buildDone, buildExited := make(chan built, 1), make(chan struct{})
+	go func() {
+		defer close(buildExited)
+		b, err := runbookloop.Build(ctx, filepath.Join(work, "bin"))
+		buildDone <- built{b, err}
+	}()
+	t.Cleanup(func() { <-buildExited }) // before removing its output
+	bed, err := testbed.Up(ctx, testbed.Options{Dir: filepath.Join(work, "bed"), KillWithParent: true})
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(func() {
 		if err := bed.Down(); err != nil {
-			fmt.Println("    bed down:", err)
+			t.Logf("test bed down: %v", err)
 		}
-	}()
-	fmt.Printf("    control plane ready in %s\n", time.Since(start).Round(100*time.Millisecond))
-
-	ns, err := bed.CreateNamespace(ctx, "demo")
-	if err != nil {
-		return err
-	}
-	say("deploying platform-service (3 replicas + HPA) into namespace %s", ns)
-	if err := testbed.ApplyDemo(ctx, bed.AdminConfig(), ns); err != nil {
-		return err
-	}
-	kc, err := bed.AdminClient()
-	if err != nil {
-		return err
-	}
-	d, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("    deployment/%s: %d/%d ready, image %s\n", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas,
-		d.Spec.Template.Spec.Containers[0].Image)
-
-	say("rolling out a bad version (revision 2) whose pods log errors")
-	d.Spec.Template.Spec.Containers[0].Image = "registry.example/platform-service:v1.1.0"
-	if d.Annotations == nil {
-		d.Annotations = map[string]string{}
-	}
-	d.Annotations["kubernetes.io/change-cause"] = "deploy v1.1.0"
-	if _, err := kc.AppsV1().Deployments(ns).Update(ctx, d, metav1.UpdateOptions{}); err != nil {
-		return err
-	}
-	if err := testbed.WaitForRollout(ctx, kc, ns, testbed.DemoDeployment, time.Minute); err != nil {
-		return err
-	}
-	pods, err := testbed.ReadyPods(ctx, kc, ns, "app="+testbed.DemoDeployment)
-	if err != nil {
-		return err
-	}
-	for _, p := range pods {
-		if err := bed.SetPodLogs(ctx, ns, p.Name, []testbed.LogRecord{
-			{Line: `{"level":"ERROR","msg":"payment gateway returned 502 for order 1001"}`},
-			{Line: `{"level":"ERROR","msg":"payment gateway returned 502 for order 1002"}`},
-			{Line: `{"level":"ERROR","msg":"nil pointer dereference in CheckoutHandler"}`},
-			{Line: `{"level":"info","msg":"served","path":"/api/orders","responseTimeMs":840}`},
-		}); err != nil {
-			return err
-		}
-	}
-	if d, err = kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{}); err != nil {
-		return err
-	}
-	fmt.Printf("    deployment/%s: revision %s, image %s, %d pods logging errors\n", d.Name,
-		d.Annotations["deployment.kubernetes.io/revision"], d.Spec.Template.Spec.Containers[0].Image, len(pods))
-
-	say("granting remediator's ServiceAccount what its probes and actions declare they need (least privilege)")
-	if err := bed.GrantRemediator(ctx, ns, "remediator-probes", probe.AllRules()...); err != nil {
-		return err
-	}
-	if err := bed.GrantRemediator(ctx, ns, "remediator-actions", action.Rules(actionList(action.New(kc))...)...); err != nil {
-		return err
-	}
-	// The runbook's dependencies (database:5432, redis:6379) stand in here
-	// as one local listener, so the dependency check passes.
-	deps, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer deps.Close()
-	go acceptAndClose(deps)
-	policies, err := demoPolicies(filepath.Join(root, "policies"), filepath.Join(work, "policies"), deps.Addr().String())
-	if err != nil {
-		return err
-	}
-
-	token := filepath.Join(work, "webhook-token")
-	if err := os.WriteFile(token, []byte(fmt.Sprintf("demo-%d\n", time.Now().UnixNano())), 0o600); err != nil {
-		return err
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	base := "http://" + addr
-	// Guards: only the demo namespace may be changed (an empty allow-list
-	// allows none). Slack: no credentials here, so the messages the service
-	// would send go to a file, shown at the end.
-	demoConfig := filepath.Join(work, "remediator.yaml")
-	slackLog := filepath.Join(work, "slack-messages.txt")
-	if err := os.WriteFile(demoConfig, []byte("guards:\n  namespaces: ["+ns+"]\n"+
-		"external_url: "+base+"\n"+
-		"slack:\n  log_file: "+slackLog+"\n  default_channel: \"#incidents\"\n"), 0o600); err != nil {
-		return err
-	}
-	say("starting remediator serve on %s (dry-run, SQLite, bearer token, guards allow namespace %s)", addr, ns)
-	logFile, err := os.Create(filepath.Join(work, "remediator.log"))
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	srv := exec.Command(bin, "serve", "--listen", addr, "--mode", "dry-run",
-		"--config", demoConfig,
-		"--store", "sqlite://"+filepath.Join(work, "remediator.db"), "--webhook-token-file", token,
-		"--policies", policies, "--kubeconfig", bed.State().RemediatorKubeconfig)
-	srv.Stdout, srv.Stderr = logFile, logFile
-	srv.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = srv.Process.Signal(syscall.SIGTERM); _ = srv.Wait() }()
-	if err := waitReady(ctx, base); err != nil {
-		keep = true
-		return err
-	}
-
-	say("starting the real Alertmanager, routing to remediator with the bearer token")
-	am, err := testbed.StartAlertmanager(ctx, testbed.AlertmanagerOptions{
-		Dir: filepath.Join(work, "alertmanager"), WebhookURL: base + "/webhook/alertmanager", BearerTokenFile: token,
-		GroupWait: time.Second, GroupInterval: 2 * time.Second, RepeatInterval: time.Hour, KillWithParent: true,
 	})
-	if err != nil {
-		keep = true
-		return err
+	b := <-buildDone
+	if b.err != nil {
+		t.Fatalf("%v", b.err)
 	}
-	defer func() { _ = am.Stop() }()
-	fmt.Println("    alertmanager at", am.URL)
+	t.Logf("ready in %s", since(t0))
 
-	alert := testbed.Alert{
-		Labels: map[string]string{"alertname": "HighErrorRate", "severity": "critical", "namespace": ns,
-			"deployment": testbed.DemoDeployment, "service": "platform-service"},
-		Annotations: map[string]string{"summary": "5xx rate above 5% for 5 minutes",
-			"runbook_url": "runbook.md#high-error-rate"},
-		StartsAt: time.Now().UTC().Add(-time.Minute),
-	}
-	say("firing HighErrorRate for %s/%s in Alertmanager (POST /api/v2/alerts)", ns, testbed.DemoDeployment)
-	if err := am.PushAlerts(ctx, alert); err != nil {
-		return err
-	}
-	id, err := waitIncident(ctx, base, token, func(status string, events []string) bool {
-		return status == "firing" && contains(events, "planned")
+	say("starting the loop: platform-service (revision 1, %s) and demo-app standing in for its pods → Prometheus with the shipped rules (windows 5m → %s) → Alertmanager → remediator in DRY-RUN",
+		runbookloop.GoodImage, runbookloop.DefaultWindow)
+	l := runbookloop.Start(t, runbookloop.Options{Bed: bed, Binaries: b.bins, Dir: filepath.Join(work, "loop"),
+		Mode: runbookloop.ModeDryRun, NamespacePrefix: "demo-"})
+	t.Logf("remediator %s · prometheus %s · alertmanager %s · demo-app %s", l.Remediator, l.Prometheus, l.Alertmgr, l.DemoApp)
+
+	say("timeline (time since the bad rollout)")
+	tl := &timeline{t0: time.Now(), seen: map[int64]bool{}}
+	before := l.RolloutBad()
+	tl.dep, tl.bad = before, true
+	tl.print(time.Now(), "kubernetes", "rollout", fmt.Sprintf("deployment/%s → revision %s (%s); the new pods log errors, demo-app fails 30%% of requests",
+		testbed.DemoDeployment, before.Revision, short(before.Image)))
+	a := l.WaitAlert(alertname, "pending", time.Minute)
+	tl.alert = a.State
+	tl.print(time.Now(), "prometheus", "pending", fmt.Sprintf("%s %s: error ratio %s > 5%%, must hold for %s",
+		alertname, labels(a.Labels), percent(l.ErrorRatio()), runbookloop.DefaultWindow))
+	tl.alert = l.WaitAlert(alertname, "firing", time.Minute).State
+	tl.print(time.Now(), "prometheus", "firing", fmt.Sprintf("%s (error ratio %s) → Alertmanager → remediator", alertname, percent(l.ErrorRatio())))
+
+	inc := l.WaitIncident(alertname, "proposal", time.Minute, func(v runbookloop.View) bool {
+		tl.observe(l, v)
+		return v.Timeline.Has("proposed")
 	})
-	if err != nil {
-		keep = true
-		return err
+	id := inc.Incident.ID
+	showProposal(t, l, inc)
+
+	// Dry-run changed nothing.
+	now := l.Deployment()
+	if now.Generation != before.Generation || now.Revision != before.Revision || now.Image != before.Image {
+		t.Fatalf("dry-run changed the cluster: before %s, now %s", before, now)
 	}
-	say("remediator's incidents (remediator incidents)")
-	if err := show(ctx, bin, base, token); err != nil {
-		return err
+	if !l.DemoAppBad() || alertState(l) != "firing" {
+		t.Fatalf("demo-app healthy or the alert gone, but nothing was approved: alerts %+v", l.Alerts())
 	}
-	say("the incident and its timeline (remediator incidents %s)", id)
-	if err := show(ctx, bin, base, token, id); err != nil {
-		return err
+	say("dry-run changed nothing: deployment/%s still %s; demo-app still failing, %s still firing",
+		testbed.DemoDeployment, now, alertname)
+
+	say("an operator approves: POST %s/api/v1/incidents/%s/approve {\"by\":%q}; the guards run again", l.Remediator, id, operator)
+	p := l.Approve(id, operator, "rollback looks right")
+	tl.print(time.Now(), operator, "approve", fmt.Sprintf("proposal %s: %s", p.ID, p.State))
+	inc = l.WaitIncident(alertname, "the rollback, the resolution and the verification", 2*time.Minute, func(v runbookloop.View) bool {
+		tl.observe(l, v)
+		if err := runbookloop.None(v.Timeline.Types(), "failed", "blocked", "rejected", "expired", "ineffective"); err != nil {
+			t.Fatalf("the approved rollback did not work: %v%s", err, v.Timeline)
+		}
+		return v.Incident.Status == "resolved" && v.Timeline.Has("verified") && tl.alert == ""
+	})
+	// What the timeline showed, checked.
+	l.WaitRolledBack(time.Minute)
+	l.WaitResolved(alertname, time.Minute)
+	if s := l.Deployment(); s.Revision != "3" || s.Image != runbookloop.GoodImage {
+		t.Fatalf("at the end: %s, want revision 3 image %s", s, runbookloop.GoodImage)
 	}
 
-	say("the same plan with its evidence and every condition (remediator plan --alert, read only)")
-	body := fmt.Sprintf(`{"version":"4","status":"firing","receiver":"remediator","alerts":[{"status":"firing","labels":%s,"startsAt":%q}]}`,
-		mustJSON(alert.Labels), alert.StartsAt.Format(time.RFC3339))
-	alertFile := filepath.Join(work, "alert.json")
-	if err := os.WriteFile(alertFile, []byte(body), 0o600); err != nil {
-		return err
+	say("the audit trail of incident %s (GET /audit/export?format=ndjson, then `remediator audit verify`)", id)
+	recs, rep := l.CheckAudit(inc, "received", "diagnosed", "planned", "proposed", "approved", "intent", "applied",
+		"rollout-complete", "resolved", "verified")
+	for _, r := range recs {
+		fmt.Printf("    seq %-3d %-16s %-10s %-9s %-8s %s\n", r.Seq, r.Type, r.Outcome, r.Action, r.Mode, r.Hash[:16])
 	}
-	planCmd := exec.CommandContext(ctx, bin, "plan", "--alert", alertFile, "--policies", policies,
-		"--kubeconfig", bed.State().RemediatorKubeconfig)
-	planCmd.Stdout, planCmd.Stderr = os.Stdout, os.Stderr
-	if err := planCmd.Run(); err != nil {
-		return err
+	t.Logf("`remediator audit verify`: %s", rep)
+
+	say("the Slack messages the service would have sent (no Slack credentials: slack.log_file)")
+	msgs := l.CheckSlack(id, "*Status* :fire: Firing", "*Diagnosis*", "*Plan (", "*Dry-run: proposed, not applied*",
+		"*Approved by "+operator+"*", "*Applied*", "*Rollout complete*", "*Resolved*", "*Verified*")
+	for _, m := range msgs {
+		fmt.Println(indent(m.String()))
 	}
 
-	d2, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	say("dry-run: the plan was proposed, the cluster was not changed (deployment generation %d → %d)", d.Generation, d2.Generation)
-	if d2.Generation != d.Generation {
-		return fmt.Errorf("deployment changed in dry-run")
-	}
-
-	say("an operator approves the proposal (POST /api/v1/incidents/%s/approve); the guards run again", id)
-	if err := post(ctx, base, token, "/api/v1/incidents/"+id+"/approve", `{"by":"demo-operator","reason":"rollback looks right"}`); err != nil {
-		return err
-	}
-	if _, err := waitIncident(ctx, base, token, func(_ string, events []string) bool {
-		return contains(events, "rollout-complete") || contains(events, "failed") || contains(events, "blocked")
-	}); err != nil {
-		keep = true
-		return err
-	}
-	if err := show(ctx, bin, base, token, id); err != nil {
-		return err
-	}
-	d3, err := kc.AppsV1().Deployments(ns).Get(ctx, testbed.DemoDeployment, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("    deployment/%s: revision %s, image %s\n", d3.Name, d3.Annotations["deployment.kubernetes.io/revision"],
-		d3.Spec.Template.Spec.Containers[0].Image)
-	if img := d3.Spec.Template.Spec.Containers[0].Image; img != "registry.example/platform-service:v1.0.0" {
-		keep = true
-		return fmt.Errorf("after the approved rollback the image is %s, want v1.0.0", img)
-	}
-
-	say("the errors stop; resolving the alert in Alertmanager")
-	if err := am.ResolveAlerts(ctx, alert); err != nil {
-		return err
-	}
-	if _, err := waitIncident(ctx, base, token, func(status string, events []string) bool {
-		return status == "resolved" && contains(events, "verified")
-	}); err != nil {
-		keep = true
-		return err
-	}
-	if err := show(ctx, bin, base, token, id); err != nil {
-		return err
-	}
-	if err := showSlack(ctx, slackLog); err != nil {
-		return err
-	}
-	fmt.Println("\ndemo: OK")
-	return nil
+	proposed, _ := inc.Timeline.First("proposed")
+	approved, _ := inc.Timeline.First("approved")
+	verified, _ := inc.Timeline.First("verified")
+	say("done: bad rollout → proposal %s; approval → verified %s; %d timeline events, %d audit records, %d Slack messages",
+		proposed.Time.Sub(tl.t0).Round(100*time.Millisecond), verified.Time.Sub(approved.Time).Round(100*time.Millisecond),
+		len(inc.Timeline), len(recs), len(msgs))
 }
 
-// showSlack prints the Slack messages the service would have sent, once
-// the feed (which follows the audit trail, about a second behind) has
-// written the incident's last step.
-func showSlack(ctx context.Context, path string) error {
-	deadline := time.Now().Add(15 * time.Second)
-	var b []byte
-	for {
-		var err error
-		b, err = os.ReadFile(path)
-		if err != nil && !os.IsNotExist(err) {
-			return err
-		}
-		if strings.Contains(string(b), "*Resolved*") && strings.Contains(string(b), "*Verified*") || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	say("Slack messages the service would have sent (no Slack credentials configured)")
-	if len(b) == 0 {
-		fmt.Println("    (none written to " + path + ")")
-		return nil
-	}
-	fmt.Print(string(b))
-	return nil
+// timeline prints one line per step: time since t0, who, what, why.
+type timeline struct {
+	t0   time.Time
+	seen map[int64]bool // the incident's events printed
+	// What was last seen of the Deployment, demo-app and the alert.
+	dep   runbookloop.DeploymentState
+	bad   bool
+	alert string // pending, firing or "" (none)
 }
 
-// demoPolicies copies the shipped policies into dst with the runbook's
-// dependency endpoints pointed at addr, and returns dst.
-func demoPolicies(src, dst, addr string) (string, error) {
-	files, err := filepath.Glob(filepath.Join(src, "*.yaml"))
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return "", err
-	}
-	r := strings.NewReplacer("database:5432", addr, "redis:6379", addr)
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), []byte(r.Replace(string(b))), 0o644); err != nil {
-			return "", err
-		}
-	}
-	return dst, nil
+func (tl *timeline) print(at time.Time, who, what, why string) {
+	tl.printAll([]step{{at, who, what, why}})
 }
 
-func acceptAndClose(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		c.Close()
+// step is one line of the timeline.
+type step struct {
+	at             time.Time
+	who, what, why string
+}
+
+// printAll prints steps in time order.
+func (tl *timeline) printAll(steps []step) {
+	slices.SortStableFunc(steps, func(a, b step) int { return a.at.Compare(b.at) })
+	for _, s := range steps {
+		fmt.Printf("  %+7.1fs  %-13s %-17s %s\n", s.at.Sub(tl.t0).Seconds(), s.who, s.what, clip(oneLine(s.why), 150))
 	}
 }
 
-func actionList(m map[string]action.Action) []action.Action {
-	out := make([]action.Action, 0, len(m))
-	for _, a := range m {
-		out = append(out, a)
+// observe prints what changed since the last look: the Deployment's
+// revision or image, demo-app's behaviour, the alert in Prometheus, then
+// the incident's new events, in time order.
+func (tl *timeline) observe(l *runbookloop.Loop, v runbookloop.View) {
+	now := time.Now()
+	var steps []step
+	if d := l.Deployment(); d.Revision != tl.dep.Revision || d.Image != tl.dep.Image {
+		tl.dep = d
+		steps = append(steps, step{now, "kubernetes", "template", fmt.Sprintf("deployment/%s revision %s (%s)", testbed.DemoDeployment, d.Revision, short(d.Image))})
 	}
-	return out
+	if bad := l.DemoAppBad(); bad != tl.bad {
+		tl.bad = bad
+		what := map[bool]string{true: "failing", false: "healthy"}[bad]
+		steps = append(steps, step{now, "demo-app", what, "follows the Deployment's template: " + short(tl.dep.Image)})
+	}
+	if state := alertState(l); state != tl.alert {
+		tl.alert = state
+		what, why := state, fmt.Sprintf("%s: error ratio %s", alertname, percent(l.ErrorRatio()))
+		at := now
+		if state == "" {
+			what, why = "resolved", fmt.Sprintf("%s: error ratio %s < 5%% → Alertmanager → remediator", alertname, percent(l.ErrorRatio()))
+			at = resolvedAt(l, now)
+		}
+		steps = append(steps, step{at, "prometheus", what, why})
+	}
+	for _, e := range v.Timeline {
+		if tl.seen[e.ID] {
+			continue
+		}
+		tl.seen[e.ID] = true
+		who, why := e.Actor, e.Reason
+		if who == "" {
+			who = "remediator"
+		}
+		if e.Type == "received" && why == "" {
+			why = fmt.Sprintf("%s from Alertmanager: %s", v.Incident.AlertName, v.Incident.Annotations["summary"])
+		}
+		steps = append(steps, step{e.Time, who, e.Type, why})
+	}
+	tl.printAll(steps)
 }
 
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
+// resolvedAt is when Prometheus resolved the alert: the evaluation after
+// its last active sample of ALERTS (the rules are evaluated every second);
+// seen is when the demo noticed, a poll later.
+func resolvedAt(l *runbookloop.Loop, seen time.Time) time.Time {
+	v, err := l.Query(fmt.Sprintf(`max_over_time(timestamp(ALERTS{alertname=%q,namespace=%q})[1m:1s])`, alertname, l.Namespace))
+	if err != nil || len(v) != 1 || math.IsNaN(v[0].Float()) {
+		return seen
 	}
-	return string(b)
+	at := time.UnixMilli(int64(v[0].Float() * 1000)).Add(time.Second)
+	if at.After(seen) {
+		return seen
+	}
+	return at
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// alertState is the alert's state in Prometheus: pending, firing or ""
+// (none).
+func alertState(l *runbookloop.Loop) string {
+	for _, a := range l.Alerts() {
+		if a.Labels["alertname"] == alertname {
+			return a.State
 		}
 	}
-	return false
+	return ""
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// showProposal prints what a person deciding sees: the diagnosis, the
+// decision with every remedy's condition, the exact change and the guards'
+// verdict — as the notifications (Slack) render them from the timeline.
+func showProposal(t runbookloop.T, l *runbookloop.Loop, v runbookloop.View) {
+	var diag, plan, prop *notify.Notification
+	ns := notify.Timeline(v.Incident, v.Timeline, notify.Options{ServiceURL: l.Remediator})
+	for i := range ns {
+		switch ns[i].Kind {
+		case notify.KindDiagnosis:
+			diag = &ns[i]
+		case notify.KindPlan:
+			plan = &ns[i]
+		case notify.KindProposal:
+			prop = &ns[i]
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+	if diag == nil || plan == nil || prop == nil {
+		t.Fatalf("the incident has no diagnosis, plan or proposal:%s", v.Timeline)
+	}
+	planned, _ := v.Timeline.First("planned")
+	var pd struct {
+		Decision policy.Decision `json:"decision"`
+	}
+	if err := json.Unmarshal(planned.Details, &pd); err != nil {
+		t.Fatalf("planned: %v", err)
+	}
+	proposed, _ := v.Timeline.First("proposed")
+	var cd struct {
+		Change struct {
+			Summary string `json:"summary"`
+		} `json:"change"`
+	}
+	if err := json.Unmarshal(proposed.Details, &cd); err != nil {
+		t.Fatalf("proposed: %v", err)
+	}
 
-func waitReady(ctx context.Context, base string) error {
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
+	say("the proposal of incident %s — dry-run: proposed, not applied", v.Incident.ID)
+	field := func(name string, lines ...string) {
+		for i, line := range lines {
+			if i == 0 {
+				fmt.Printf("    %-10s %s\n", name, line)
+			} else {
+				fmt.Printf("    %-10s %s\n", "", line)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("remediator not ready: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
+	bullets := func(bs []string) []string {
+		out := make([]string, len(bs))
+		for i, b := range bs {
+			out[i] = "• " + b
+		}
+		return out
+	}
+	field("diagnosis", append([]string{diag.Summary}, bullets(diag.Bullets)...)...)
+	conds := []string{fmt.Sprintf("remedy %s of policy %s, priority %s", pd.Decision.Remedy, pd.Decision.Policy, pd.Decision.Priority)}
+	for _, c := range pd.Decision.Conditions {
+		mark := "✗"
+		if c.Value {
+			mark = "✓"
+		}
+		conds = append(conds, fmt.Sprintf("%s %-24s %s", mark, c.Name, clip(oneLine(c.When), 110)))
+	}
+	field("decision", conds...)
+	field("change", cd.Change.Summary)
+	field("guards", prop.Bullets...)
+	field("expires", prop.ExpiresAt.Format(time.RFC3339)+" unless someone approves or rejects it")
 }
 
-// waitIncident polls the API until the HighErrorRate incident satisfies ok.
-func waitIncident(ctx context.Context, base, tokenFile string, ok func(status string, events []string) bool) (string, error) {
-	tok, err := os.ReadFile(tokenFile)
-	if err != nil {
-		return "", err
-	}
-	get := func(path string, v any) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		return json.NewDecoder(resp.Body).Decode(v)
-	}
-	for {
-		var list struct {
-			Incidents []struct{ ID, Status string } `json:"incidents"`
-		}
-		if err := get("/api/v1/incidents?alertname=HighErrorRate", &list); err == nil && len(list.Incidents) > 0 {
-			inc := list.Incidents[0]
-			var one struct {
-				Timeline []struct{ Type string } `json:"timeline"`
-			}
-			if err := get("/api/v1/incidents/"+inc.ID, &one); err == nil {
-				var types []string
-				for _, e := range one.Timeline {
-					types = append(types, e.Type)
-				}
-				if ok(inc.Status, types) {
-					return inc.ID, nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for the incident: %w", ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+func labels(m map[string]string) string {
+	var parts []string
+	for _, k := range []string{"namespace", "deployment", "severity"} {
+		if v, ok := m[k]; ok {
+			parts = append(parts, k+"="+v)
 		}
 	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-// post sends an operator API request with the bearer token.
-func post(ctx context.Context, base, tokenFile, path, body string) error {
-	tok, err := os.ReadFile(tokenFile)
-	if err != nil {
-		return err
+func percent(f float64) string {
+	if math.IsNaN(f) {
+		return "unknown"
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, e.Error)
-	}
-	return nil
+	return fmt.Sprintf("%.1f%%", f*100)
 }
 
-func show(ctx context.Context, bin, base, token string, args ...string) error {
-	cmd := exec.CommandContext(ctx, bin, append(append([]string{"incidents"}, args...), "--server", base, "--token-file", token)...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	return cmd.Run()
+// short is an image without its registry: platform-service:v1.1.0.
+func short(image string) string { return image[strings.LastIndex(image, "/")+1:] }
+
+func oneLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
 }
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
