@@ -98,6 +98,11 @@ func (c *Committer) Ingest(ctx context.Context, n *incident.Notification) (incid
 	}
 }
 
+// Waiting is how many Ingest calls are queued for the next batch (not
+// counting the batch being committed): zero means nobody waits for the
+// store right now.
+func (c *Committer) Waiting() int { return len(c.reqs) }
+
 // Close stops taking new notifications, commits everything already queued
 // and waits for the workers to finish. It is safe to call more than once.
 func (c *Committer) Close() {

@@ -173,8 +173,11 @@ type Store interface {
 	// The audit trail (package audit; docs/audit.md). SealAudit,
 	// AppendAudit and CleanupAudit are serialized with each other, also
 	// across processes sharing the database (SQLite: the one writer;
-	// PostgreSQL: an advisory transaction lock); none of them is on the
-	// path of Ingest or of the worker's transactions.
+	// PostgreSQL: an advisory transaction lock). On PostgreSQL none of them
+	// is on the path of Ingest or of the worker's transactions; SQLite,
+	// which serializes all writes anyway, seals a write's events inside
+	// the write's own transaction (docs/audit.md), so SealAudit only has a
+	// backlog to seal there.
 
 	// SealAudit appends up to max unsealed events to the audit chain, in
 	// event id order, in one transaction, and returns how many it sealed.

@@ -10,12 +10,15 @@
 //
 // How the trail is built (docs/audit.md has the whole story):
 //
-//   - Intake and the worker append timeline events as before; nothing on
-//     their path hashes or serializes on the chain head.
-//   - The sealer (store.SealAudit, run every second by the service) takes
-//     unsealed events in id order inside one serialized transaction and
-//     appends one Record per event with the next gap-free Seq, the previous
-//     record's hash as PrevHash, and Hash over the canonical encoding.
+//   - Each event gets one Record with the next gap-free Seq, the previous
+//     record's hash as PrevHash, and Hash over the canonical encoding, in
+//     id order, inside one serialized transaction.
+//   - On SQLite (one writer anyway) that is the transaction that writes
+//     the events: intake's group commit and the other writes seal their own
+//     events before they commit.
+//   - On PostgreSQL intake and the worker never touch the chain head; the
+//     sealer (store.SealAudit, run every second by the service) takes
+//     unsealed events in id order and appends their records.
 //   - Service-level records (pause/resume, maintenance windows, cleanups)
 //     are appended straight into the chain (store.AppendAudit).
 //   - Cleanup deletes a prefix of the chain behind a Checkpoint that keeps

@@ -25,14 +25,22 @@ var ErrMalformed = errors.New("audit: malformed canonical encoding")
 // (what the stores keep); len(bodies[i]) is the record's size in the stats.
 func ChainEncoded(headSeq int64, headHash string, recs []Record) (int64, string, [][]byte) {
 	bodies := make([][]byte, len(recs))
+	ends := make([]int, len(recs))
+	buf := make([]byte, 0, 512*len(recs)) // all bodies, one after the other: one allocation, not several per record
 	for i := range recs {
 		headSeq++
 		recs[i].Seq, recs[i].PrevHash = headSeq, headHash
-		b := AppendCanonical(nil, &recs[i])
-		sum := sha256.Sum256(b)
+		start := len(buf)
+		buf = AppendCanonical(buf, &recs[i])
+		sum := sha256.Sum256(buf[start:])
 		recs[i].Hash = hex.EncodeToString(sum[:])
-		bodies[i] = b
+		ends[i] = len(buf)
 		headHash = recs[i].Hash
+	}
+	start := 0
+	for i, end := range ends {
+		bodies[i] = buf[start:end:end]
+		start = end
 	}
 	return headSeq, headHash, bodies
 }

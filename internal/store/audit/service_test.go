@@ -66,6 +66,9 @@ func TestServiceSealAll(t *testing.T) {
 }
 
 func TestServiceRun(t *testing.T) {
+	if !SealingEnabled {
+		t.Skip("built with remediator_noseal: the service does not seal")
+	}
 	st := &fakeStore{pending: 50}
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	s := NewService(st, Options{RetentionDays: 90, SealEvery: 10 * time.Millisecond, SealBatch: 7,

@@ -66,16 +66,61 @@ func parseFrame(b []byte) (at int64, alertname, hash, body []byte, ok bool) {
 	return at, alertname, hash, b, ok1 && ok2 && ok3
 }
 
+// The sealer's statements: prepared once on the writer (sealInline runs
+// them in every write transaction that appends events).
+const (
+	auditHeadSQL = `SELECT low_water, head_seq, head_hash FROM audit_state WHERE id = 1`
+	unsealedSQL  = `SELECT e.id, e.incident_id, e.occurred_at, e.type, e.correlation_id, e.actor,
+			e.reason, e.details, coalesce(i.alertname, ''), coalesce(i.fingerprint, ''), coalesce(i.namespace, '')
+		FROM events e LEFT JOIN incidents i ON i.id = e.incident_id
+		WHERE e.id > ? ORDER BY e.id LIMIT ?`
+	setHeadSQL = `UPDATE audit_state SET low_water = ?, head_seq = ?, head_hash = ? WHERE id = 1`
+)
+
+// auditStmts are the audit trail's prepared statements on the writer.
+type auditStmts struct {
+	records                            *multiStmt
+	addStat, head, unsealed, setHead   *sql.Stmt
+	maxEvent                           *sql.Stmt
+	savepoint, rollbackTo, releaseSave *sql.Stmt
+}
+
+func (a *auditStmts) close() {
+	if a.records != nil {
+		a.records.close()
+	}
+	for _, st := range []*sql.Stmt{a.addStat, a.head, a.unsealed, a.setHead, a.maxEvent, a.savepoint, a.rollbackTo, a.releaseSave} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
 func (s *Store) prepareAudit(ctx context.Context) error {
-	s.mAudit = newMultiStmt(`INSERT INTO audit (seq, occurred_at, alertname, body, hash)`, `(?, ?, ?, ?, ?)`, ``)
-	if err := s.mAudit.prepareAll(ctx, s.w); err != nil {
+	a := &s.audit
+	a.records = newMultiStmt(`INSERT INTO audit (seq, occurred_at, alertname, body, hash)`, `(?, ?, ?, ?, ?)`, ``)
+	if err := a.records.prepareAll(ctx, s.w); err != nil {
 		return fmt.Errorf("sqlite: %w", mapErr(err))
 	}
-	var err error
-	s.addAuditStat, err = s.w.PrepareContext(ctx, `INSERT INTO audit_stats (dim, key, records, bytes) VALUES (?, ?, ?, ?)
-		ON CONFLICT (dim, key) DO UPDATE SET records = records + excluded.records, bytes = bytes + excluded.bytes`)
-	if err != nil {
-		return fmt.Errorf("sqlite: prepare: %w", mapErr(err))
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&a.addStat, `INSERT INTO audit_stats (dim, key, records, bytes) VALUES (?, ?, ?, ?)
+			ON CONFLICT (dim, key) DO UPDATE SET records = records + excluded.records, bytes = bytes + excluded.bytes`},
+		{&a.head, auditHeadSQL},
+		{&a.unsealed, unsealedSQL},
+		{&a.setHead, setHeadSQL},
+		{&a.maxEvent, `SELECT coalesce(max(id), 0) FROM events`},
+		{&a.savepoint, `SAVEPOINT seal_inline`},
+		{&a.rollbackTo, `ROLLBACK TO seal_inline`},
+		{&a.releaseSave, `RELEASE seal_inline`},
+	} {
+		st, err := s.w.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", mapErr(err))
+		}
+		*p.dst = st
 	}
 	return nil
 }
@@ -86,10 +131,12 @@ type auditHead struct {
 }
 
 func readAuditHead(ctx context.Context, q queryer) (auditHead, error) {
+	return scanAuditHead(q.QueryRowContext(ctx, auditHeadSQL))
+}
+
+func scanAuditHead(row *sql.Row) (auditHead, error) {
 	var h auditHead
-	err := q.QueryRowContext(ctx, `SELECT low_water, head_seq, head_hash FROM audit_state WHERE id = 1`).
-		Scan(&h.lowWater, &h.seq, &h.hash)
-	if err != nil {
+	if err := row.Scan(&h.lowWater, &h.seq, &h.hash); err != nil {
 		return h, fmt.Errorf("sqlite: audit state: %w", mapErr(err))
 	}
 	return h, nil
@@ -98,10 +145,10 @@ func readAuditHead(ctx context.Context, q queryer) (auditHead, error) {
 // unsealed reads up to max events after lowWater, in id order, as records
 // (without seq and hashes), and the last event id read.
 func unsealed(ctx context.Context, q queryer, lowWater int64, max int) ([]audit.Record, int64, error) {
-	rows, err := q.QueryContext(ctx, `SELECT e.id, e.incident_id, e.occurred_at, e.type, e.correlation_id, e.actor,
-			e.reason, e.details, coalesce(i.alertname, ''), coalesce(i.fingerprint, ''), coalesce(i.namespace, '')
-		FROM events e LEFT JOIN incidents i ON i.id = e.incident_id
-		WHERE e.id > ? ORDER BY e.id LIMIT ?`, lowWater, max)
+	return scanUnsealed(q.QueryContext(ctx, unsealedSQL, lowWater, max))
+}
+
+func scanUnsealed(rows *sql.Rows, err error) ([]audit.Record, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlite: seal audit: %w", mapErr(err))
 	}
@@ -142,6 +189,15 @@ func (s *Store) SealAudit(ctx context.Context, max int) (int, error) {
 	if err != nil || len(recs) == 0 {
 		return 0, err
 	}
+	// Yield the writer to intake: while notifications wait for it, wait
+	// too (50 ms at most, so a sustained queue cannot starve the chain).
+	for i := 0; i < 50 && s.c.Waiting() > 0; i++ {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
 	err = s.write(ctx, "seal audit", func(tx *sql.Tx) error {
 		now, err := readAuditHead(ctx, tx)
 		if err != nil {
@@ -160,6 +216,97 @@ func (s *Store) SealAudit(ctx context.Context, max int) (int, error) {
 	return len(recs), nil
 }
 
+// inlineSlack is how many older unsealed events (a backlog: events
+// written by a benchmark build without sealing, or before an upgrade) one
+// write transaction seals besides its own, so a backlog drains without
+// making any one transaction long; the background sealer drains the rest.
+const inlineSlack = 64
+
+// sealInline seals, inside tx, the unsealed events up to the ones tx has
+// just appended (added of them; at most added+inlineSlack records), so on
+// SQLite the chain grows in the transaction that writes the events:
+// SQLite has one writer anyway, and a separate seal transaction would
+// take it a second time, with its own commit and fsync, while intake
+// waits (docs/benchmarks.md, "Intake with the sealer running").
+//
+// It runs in a savepoint: when sealing fails, its writes are rolled back
+// and tx goes on without them, so an audit problem never fails intake or
+// the worker; the events stay unsealed, and the background sealer (which
+// runs the same code, SealAudit) retries and reports the error.
+func (s *Store) sealInline(ctx context.Context, tx *sql.Tx, added int) {
+	if added <= 0 {
+		return
+	}
+	s.sealSavepoint(ctx, tx, func(h auditHead) error {
+		return s.sealUnsealed(ctx, tx, h, added+inlineSlack)
+	})
+}
+
+// sealUnsealed reads up to max unsealed events after h's low water inside
+// tx and appends their records.
+func (s *Store) sealUnsealed(ctx context.Context, tx *sql.Tx, h auditHead, max int) error {
+	recs, last, err := scanUnsealed(tx.StmtContext(ctx, s.audit.unsealed).QueryContext(ctx, h.lowWater, max))
+	if err != nil || len(recs) == 0 {
+		return err
+	}
+	return s.appendRecords(ctx, tx, h, recs, last)
+}
+
+// episode is what a record takes from its incident row.
+type episode struct{ alertname, fingerprint, namespace string }
+
+// sealIngest is sealInline for intake's group commit, without reading the
+// events back: they are events[i] with id firstID+i, of the incidents in
+// eps (the rows the upsert returned), so the records are built from them
+// directly, field for field as the read-back would (same stored values:
+// times in microseconds, empty details as none). When older events are
+// still unsealed (the low water is not just below firstID), those come
+// first and it falls back to sealInline's read-back.
+func (s *Store) sealIngest(ctx context.Context, tx *sql.Tx, firstID int64, events []incident.Event, eps map[string]episode) {
+	if len(events) == 0 {
+		return
+	}
+	s.sealSavepoint(ctx, tx, func(h auditHead) error {
+		if h.lowWater != firstID-1 {
+			return s.sealUnsealed(ctx, tx, h, len(events)+inlineSlack)
+		}
+		recs := make([]audit.Record, len(events))
+		for i := range events {
+			e := &events[i]
+			ep, ok := eps[e.IncidentID]
+			if !ok {
+				return s.sealUnsealed(ctx, tx, h, len(events)+inlineSlack)
+			}
+			recs[i] = audit.EventRecord(firstID+int64(i), fromMicros(micros(e.Time)), e.IncidentID, e.CorrelationID,
+				ep.alertname, ep.fingerprint, ep.namespace, e.Type, e.Actor, e.Reason, e.Details)
+		}
+		return s.appendRecords(ctx, tx, h, recs, firstID+int64(len(events))-1)
+	})
+}
+
+// sealSavepoint runs seal with the chain's head inside a savepoint of tx;
+// when it fails, its writes are rolled back and tx goes on without them.
+func (s *Store) sealSavepoint(ctx context.Context, tx *sql.Tx, seal func(h auditHead) error) {
+	if !audit.SealingEnabled {
+		return
+	}
+	a := &s.audit
+	if _, err := tx.StmtContext(ctx, a.savepoint).ExecContext(ctx); err != nil {
+		return
+	}
+	err := func() error {
+		h, err := scanAuditHead(tx.StmtContext(ctx, a.head).QueryRowContext(ctx))
+		if err != nil {
+			return err
+		}
+		return seal(h)
+	}()
+	if err != nil {
+		_, _ = tx.StmtContext(ctx, a.rollbackTo).ExecContext(ctx)
+	}
+	_, _ = tx.StmtContext(ctx, a.releaseSave).ExecContext(ctx)
+}
+
 // appendRecords chains recs after head, inserts them, counts them in the
 // stats and moves the head (and the low water to lowWater when it is
 // greater), inside tx.
@@ -174,7 +321,7 @@ func (s *Store) appendRecords(ctx context.Context, tx *sql.Tx, head auditHead, r
 			args = append(args, r.Seq, micros(r.Time), r.AlertName, bodies[i], r.Hash)
 			delta.Add(r, len(bodies[i]), 1)
 		}
-		st, err := s.mAudit.stmt(ctx, nil, hi-lo)
+		st, err := s.audit.records.stmt(ctx, nil, hi-lo)
 		if err != nil {
 			return err
 		}
@@ -188,15 +335,14 @@ func (s *Store) appendRecords(ctx context.Context, tx *sql.Tx, head auditHead, r
 		return err
 	}
 	lowWater = max(lowWater, head.lowWater)
-	if _, err := tx.ExecContext(ctx, `UPDATE audit_state SET low_water = ?, head_seq = ?, head_hash = ? WHERE id = 1`,
-		lowWater, seq, hash); err != nil {
+	if _, err := tx.StmtContext(ctx, s.audit.setHead).ExecContext(ctx, lowWater, seq, hash); err != nil {
 		return fmt.Errorf("sqlite: audit state: %w", mapErr(err))
 	}
 	return nil
 }
 
 func (s *Store) applyStats(ctx context.Context, tx *sql.Tx, delta audit.StatDelta) error {
-	st := tx.StmtContext(ctx, s.addAuditStat)
+	st := tx.StmtContext(ctx, s.audit.addStat)
 	shrunk := false
 	for k, v := range delta {
 		if v[0] == 0 && v[1] == 0 {

@@ -44,8 +44,7 @@ type Store struct {
 	// multi-row statements of the committer
 	mNotifications, mIncidents, mEvents, mJobs *multiStmt
 	// the audit trail (audit.go)
-	mAudit       *multiStmt
-	addAuditStat *sql.Stmt
+	audit auditStmts
 
 	closeOnce sync.Once
 	closeErr  error
@@ -170,10 +169,13 @@ func (s *Store) prepare(ctx context.Context) error {
 			resolved_at = CASE WHEN status = 'firing' AND excluded.status = 'resolved' THEN excluded.resolved_at ELSE resolved_at END,
 			resolved_by = CASE WHEN status = 'firing' AND excluded.status = 'resolved' THEN excluded.resolved_by ELSE resolved_by END,
 			status      = CASE WHEN status = 'firing' AND excluded.status = 'resolved' THEN 'resolved' ELSE status END
-		RETURNING id, fingerprint, starts_at, status, coalesce(resolved_by, '')`)
+		RETURNING id, fingerprint, starts_at, status, coalesce(resolved_by, ''), alertname, namespace`)
+	// Intake gives its events their ids (max(id)+1, …, as SQLite would:
+	// the transaction holds the one writer), so it can seal them without
+	// reading them back (sealIngest).
 	s.mEvents = newMultiStmt(`INSERT INTO events
-		(incident_id, occurred_at, type, notification_id, correlation_id, actor, reason, details)`,
-		`(?, ?, ?, ?, ?, ?, ?, ?)`, ``)
+		(id, incident_id, occurred_at, type, notification_id, correlation_id, actor, reason, details)`,
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?)`, ``)
 	s.mJobs = newMultiStmt(`INSERT INTO jobs
 		(incident_id, kind, notification_id, correlation_id, state, attempts, not_before, created_at)`,
 		`(?, ?, ?, ?, 'pending', 0, ?, ?)`, ``)
@@ -258,6 +260,7 @@ func (s *Store) ingestBatch(ctx context.Context, ns []*incident.Notification) (r
 		at int64
 	}
 	index := make(map[key]int, maxRows)
+	eps := make(map[string]episode, len(plan.Upserts)) // the incident columns of the audit records
 	err = chunks(len(plan.Upserts), func(lo, hi int) error {
 		args = args[:0]
 		clear(index)
@@ -284,11 +287,16 @@ func (s *Store) ingestBatch(ctx context.Context, ns []*incident.Notification) (r
 		defer rows.Close()
 		got := 0
 		for rows.Next() {
-			var r store.UpsertResult
-			var k key
-			if err := rows.Scan(&r.ID, &k.fp, &k.at, &r.Status, &r.ResolvedBy); err != nil {
+			var (
+				r     store.UpsertResult
+				k     key
+				alert string
+				ns    string
+			)
+			if err := rows.Scan(&r.ID, &k.fp, &k.at, &r.Status, &r.ResolvedBy, &alert, &ns); err != nil {
 				return err
 			}
+			eps[r.ID] = episode{alertname: alert, fingerprint: k.fp, namespace: ns}
 			i, ok := index[k]
 			if !ok {
 				return fmt.Errorf("upsert returned unknown episode %s@%d", k.fp, k.at)
@@ -318,11 +326,16 @@ func (s *Store) ingestBatch(ctx context.Context, ns []*incident.Notification) (r
 			}
 		}
 	}
+	var firstEvent int64
+	if err := tx.StmtContext(ctx, s.audit.maxEvent).QueryRowContext(ctx).Scan(&firstEvent); err != nil {
+		return nil, wrap("events", err)
+	}
+	firstEvent++
 	err = chunks(len(out.Events), func(lo, hi int) error {
 		args = args[:0]
 		for i := lo; i < hi; i++ {
 			e := &out.Events[i]
-			args = append(args, e.IncidentID, micros(e.Time), e.Type, e.NotificationID, e.CorrelationID,
+			args = append(args, firstEvent+int64(i), e.IncidentID, micros(e.Time), e.Type, e.NotificationID, e.CorrelationID,
 				e.Actor, e.Reason, nullJSON(e.Details))
 		}
 		return exec(s.mEvents, hi-lo, args)
@@ -341,6 +354,13 @@ func (s *Store) ingestBatch(ctx context.Context, ns []*incident.Notification) (r
 	})
 	if err != nil {
 		return nil, wrap("jobs", err)
+	}
+	// Seal this batch's events now, unless notifications are already
+	// waiting for the writer: then the store is saturated, and sealing is
+	// left to a later, idle moment (a later batch's slack, the background
+	// sealer, which also yields to intake) rather than added to the queue.
+	if s.c.Waiting() == 0 {
+		s.sealIngest(ctx, tx, firstEvent, out.Events, eps)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, wrap("commit", err)
@@ -561,6 +581,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []incident.
 			return fmt.Errorf("sqlite: append events: %w", mapErr(err))
 		}
 	}
+	s.sealInline(ctx, tx, len(events))
 	return nil
 }
 
@@ -709,10 +730,10 @@ func (s *Store) Close() error {
 		s.updIncident.Close()
 		s.insEvent.Close()
 		s.insJob.Close()
-		for _, m := range []*multiStmt{s.mNotifications, s.mIncidents, s.mEvents, s.mJobs, s.mAudit} {
+		for _, m := range []*multiStmt{s.mNotifications, s.mIncidents, s.mEvents, s.mJobs} {
 			m.close()
 		}
-		s.addAuditStat.Close()
+		s.audit.close()
 		s.closeErr = errors.Join(s.r.Close(), s.w.Close())
 	})
 	return s.closeErr

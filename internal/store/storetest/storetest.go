@@ -31,6 +31,12 @@ type Backend struct {
 	// DropAuditTriggers are the statements that drop the audit tables'
 	// append-only triggers, run by Exec before tampering.
 	DropAuditTriggers []string
+	// SealsOnWrite: the backend seals events into the audit chain in the
+	// transaction that writes them (SQLite, which has one writer anyway,
+	// when no other write is waiting for it), so SealAudit finds nothing
+	// left after a store call made alone. Without it, events stay unsealed
+	// until SealAudit (PostgreSQL).
+	SealsOnWrite bool
 }
 
 // Run runs the whole suite as subtests of t.
