@@ -262,7 +262,7 @@ func (e *Executor) reconcile(ctx context.Context, w *pipeline.Work) (reconciled,
 				to, reason, text = store.ExecApplied, "reconciled: "+obs.Detail,
 					"an earlier attempt was interrupted after its intent; the change is in effect: "+obs.Detail+"; not applied again"
 			}
-			ev := w.Event(EventReconciled, "", text, map[string]any{"execution": x.ID, "observation": obs})
+			ev := w.Event(EventReconciled, "", text, execDetails(*x, map[string]any{"observation": obs}))
 			err = e.Store.FinishExecution(ctx, x.ID, []string{store.ExecIntent}, to, reason, ev)
 			if errors.Is(err, store.ErrConflict) {
 				return reconciled{}, fmt.Errorf("reconcile execution %s: settled meanwhile: %w", x.ID, err) // read again on the retry
@@ -513,7 +513,7 @@ func (e *Executor) execute(ctx context.Context, w *pipeline.Work, r execRequest)
 			}
 			// The escalation is written with the outcome: a job that dies
 			// after this write is not run to this point again.
-			ev := w.Event(EventFailed, actor, reason, map[string]any{"execution": x.ID, "tookMs": took.Milliseconds()})
+			ev := w.Event(EventFailed, actor, reason, execDetails(x, map[string]any{"tookMs": took.Milliseconds()}))
 			if e.Escalation != nil {
 				// The outcome, its escalation and the notifications, in one
 				// transaction.
@@ -539,7 +539,7 @@ func (e *Executor) execute(ctx context.Context, w *pipeline.Work, r execRequest)
 	if e.Metrics != nil {
 		e.Metrics.ActionDuration.WithLabelValues(ch.Action).Observe(took.Seconds())
 	}
-	details := map[string]any{"execution": x.ID, "applied": applied, "tookMs": took.Milliseconds()}
+	details := execDetails(x, map[string]any{"applied": applied, "tookMs": took.Milliseconds()})
 	// Time to remediate is the first automatic action's: later rungs of the
 	// ladder include the deliberate waits for verification.
 	if r.automatic && w.Job.Kind == incident.JobFiring {
@@ -677,9 +677,23 @@ func (e *Executor) resolveCheck(ctx context.Context, w *pipeline.Work) error {
 	return e.next(ctx, w, x)
 }
 
+// execDetails is the details of an event that settles execution x: what
+// was done, in which mode, to which target (the audit record's columns;
+// docs/audit.md), plus extra.
+func execDetails(x store.Execution, extra map[string]any) map[string]any {
+	d := map[string]any{
+		"execution": x.ID, "action": x.Action, "remedy": x.Remedy, "mode": x.Mode,
+		"target": map[string]string{"kind": x.Kind, "namespace": x.Namespace, "name": x.Name},
+	}
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
+}
+
 // finish moves an applied execution to its final state.
 func (e *Executor) finish(ctx context.Context, w *pipeline.Work, x store.Execution, to, event, reason string) error {
-	ev := w.Event(event, "", reason, map[string]any{"execution": x.ID, "action": x.Action, "remedy": x.Remedy})
+	ev := w.Event(event, "", reason, execDetails(x, nil))
 	err := e.Store.FinishExecution(ctx, x.ID, []string{store.ExecApplied}, to, reason, ev)
 	if errors.Is(err, store.ErrConflict) {
 		return nil // another job settled it first
