@@ -103,8 +103,10 @@ fuzz:
 run: build
 	bin/remediator serve --listen 127.0.0.1:9095 --store sqlite://./data/remediator.db --mode dry-run --policies ./policies
 
-# The main job: a real control plane and Alertmanager, remediator in dry-run,
-# a HighErrorRate alert end to end; ends by itself and cleans up.
+# The main job: the bad-rollout scenario on a real control plane, driven by
+# Prometheus and Alertmanager; remediator in dry-run proposes, the demo
+# approves through the API, the rollback is verified. Ends by itself and
+# cleans up.
 demo: deps testbed-build build
 	$(GO) run ./hack/demo
 
