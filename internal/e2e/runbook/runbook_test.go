@@ -1,13 +1,14 @@
 // Package runbook runs the runbook's scenarios end to end with every outside
 // component real (internal/testbed/runbookloop): the demo-app serves
-// platform-service's metrics and misbehaves while the Deployment runs the
-// bad image; the real Prometheus evaluates the shipped alert rules (windows
-// shortened); the real Alertmanager notifies the real `remediator serve`
-// binary (enforce mode, SQLite, bearer tokens, the shipped policies, Slack
-// to a log file), which acts on the test bed's real Kubernetes control
-// plane (pods simulated by kwok). Each scenario checks the cluster, the
-// incident's timeline, its audit records (`/audit/export`, `remediator
-// audit verify`) and the Slack stand-in's messages.
+// platform-service's metrics, misbehaves while the Deployment runs the bad
+// image and slows down under the load its annotation offers; the real
+// Prometheus evaluates the shipped alert rules (windows shortened); the
+// real Alertmanager notifies the real `remediator serve` binary (enforce or
+// dry-run, SQLite, bearer tokens, the shipped policies, Slack to a log
+// file), which acts on the test bed's real Kubernetes control plane (pods
+// simulated by kwok, the HPA controller running). Each scenario checks the
+// cluster, the incident's timeline, its audit records (`/audit/export`,
+// `remediator audit verify`) and the Slack stand-in's messages.
 //
 //	go test ./internal/e2e/runbook -v
 //
@@ -17,8 +18,11 @@ package runbook
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,12 +38,25 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The scenarios mostly wait (on the rules' windows, Alertmanager,
+	// rollouts), each using a fraction of a core: run them all at once
+	// unless -parallel says otherwise (its default is GOMAXPROCS, which on
+	// a 2-core machine runs them two by two, doubling the wall time).
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", strconv.Itoa(max(runtime.GOMAXPROCS(0), scenarios)))
+	}
 	code := bed.Run(m)
 	if err := build.Close(); err != nil && code == 0 {
 		code = 1
 	}
 	os.Exit(code)
 }
+
+// scenarios is how many scenarios run in parallel by default: all of them.
+const scenarios = 4
 
 // start brings up a loop for t on the shared bed.
 func start(t *testing.T, o runbookloop.Options) *runbookloop.Loop {
@@ -251,6 +268,204 @@ func TestRunbookDependencyDown(t *testing.T) {
 	t.Logf("escalated: %s %s", esc.Reason, esc.Details)
 	t.Logf("audit: %d records of the incident; %s; slack: %d messages", len(recs), rep, len(msgs))
 	t.Logf("scenario done in %s (bad rollout → escalated: %s)", since(start0), since(t0))
+}
+
+// TestRunbookSaturationScale is the runbook's "saturation → scale": 300
+// requests per second offered (demo-app's load model: the
+// offered-rps annotation) saturate the demo's 3 replicas → p95 latency
+// above a second and the pods at their CPU limit in Prometheus → the
+// shipped HighLatency rule fires (warning) → remediator diagnoses CPU
+// saturation with no recent rollout to blame and scales out through the
+// HPA (minReplicas 3 → 8, the policy's ceiling) → the HPA controller
+// scales the Deployment, kwok makes the pods ready → 8 replicas serve the
+// load → latency falls, the alert resolves, the change is verified.
+func TestRunbookSaturationScale(t *testing.T) {
+	t.Parallel()
+	start0 := time.Now()
+	l := start(t, runbookloop.Options{Mode: runbookloop.ModeEnforce})
+	const alertname = "HighLatency"
+	before, hpa := l.Deployment(), l.HPA()
+	if before.Revision != "1" || before.Replicas != 3 || hpa.MinReplicas != 3 || hpa.MaxReplicas < 8 {
+		t.Fatalf("before: deployment %s; HPA %s: want revision 1, 3 replicas, minReplicas 3, room for 8", before, hpa)
+	}
+
+	t0 := time.Now()
+	l.Annotate(map[string]string{runbookloop.OfferedRPSAnnotation: "300"})
+	st := l.WaitDemoAppState("saturated by 300 rps on 3 replicas", 15*time.Second, func(s runbookloop.DemoAppState) bool {
+		return s.Saturated && s.OfferedRPS == 300 && s.ReadyReplicas == 3
+	})
+	t.Logf("offered 300 rps: demo-app %s", st)
+	if a := l.WaitAlert(alertname, "firing", time.Minute); a.Labels["severity"] != "warning" {
+		t.Errorf("prometheus alert %v: want severity warning", a.Labels)
+	}
+	t.Logf("%s firing in Prometheus after %s", alertname, since(t0))
+
+	inc := l.WaitIncident(alertname, "scale-out applied", time.Minute, func(v runbookloop.View) bool {
+		return v.Timeline.Has("intent", "applied")
+	})
+	id := inc.Incident.ID
+	t.Logf("incident %s: scale-out applied after %s", id, since(t0))
+	if lb := inc.Incident.Labels; lb["deployment"] != testbed.DemoDeployment || lb["namespace"] != l.Namespace || lb["severity"] != "warning" {
+		t.Errorf("incident labels %v: want the rule's labels (deployment %s, namespace %s, severity warning)",
+			lb, testbed.DemoDeployment, l.Namespace)
+	}
+	// The alert links back to the loop's Prometheus (--web.external-url).
+	if u := inc.Incident.GeneratorURL; !strings.HasPrefix(u, l.Prometheus+"/graph?") {
+		t.Errorf("incident generatorURL %q: want a link to %s/graph", u, l.Prometheus)
+	}
+
+	// The cluster: the HPA's floor raised, its controller scales the
+	// Deployment, kwok readies the pods; demo-app, sharing the load over
+	// the ready replicas, is no longer saturated; the latency falls,
+	// Prometheus resolves the alert, the change is verified.
+	scaled := l.WaitDeployment("8 ready replicas", time.Minute, func(s runbookloop.DeploymentState) bool {
+		return s.Replicas == 8 && s.Ready == 8
+	})
+	t.Logf("deployment %s after %s (HPA %s)", scaled, since(t0), l.HPA())
+	st = l.WaitDemoAppState("not saturated on 8 replicas", 15*time.Second, func(s runbookloop.DemoAppState) bool {
+		return !s.Saturated && s.ReadyReplicas == 8
+	})
+	p95 := l.WaitQuery("p95 latency under 1s", time.Minute, func(v []runbookloop.Sample) bool {
+		return len(v) == 1 && v[0].Float() < 1
+	}, l.LatencyP95Expr())
+	t.Logf("demo-app %s; p95 %ss after %s", st, p95[0].Value, since(t0))
+	l.WaitResolved(alertname, time.Minute)
+	t.Logf("%s resolved in Prometheus after %s", alertname, since(t0))
+	inc = l.WaitIncident(alertname, "resolution and verification", time.Minute, func(v runbookloop.View) bool {
+		return v.Incident.Status == "resolved" && v.Timeline.Has("verified")
+	})
+	t.Logf("incident %s resolved and verified after %s; timeline:%s", id, since(t0), inc.Timeline)
+
+	// The timeline.
+	tl := inc.Timeline
+	if err := runbookloop.InOrder(tl.Types(), "received", "matched", "diagnosed", "planned", "intent", "applied",
+		"rollout-complete", "resolved", "verified"); err != nil {
+		t.Errorf("timeline: %v", err)
+	}
+	if err := runbookloop.None(tl.Types(), "proposed", "failed", "blocked", "ineffective", "escalated",
+		"duplicate-execution-prevented"); err != nil {
+		t.Errorf("timeline: %v%s", err, tl)
+	}
+	dec, err := l.PolicyDecision(inc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prio := string(dec.Priority)
+	planned, _ := tl.First("planned")
+	if dec.Remedy != "scale-out" || prio != "P2" || !strings.Contains(planned.Reason, "remedy "+dec.Remedy+", "+prio) {
+		t.Errorf("planned: %q; the policy decides remedy %q at %s, want scale-out at P2", planned.Reason, dec.Remedy, prio)
+	}
+	if intent, _ := tl.First("intent"); !strings.Contains(intent.Reason, "via HPA minReplicas") || !strings.HasSuffix(intent.Reason, " 3 → 8") {
+		t.Errorf("intent is not the scale through the HPA, minReplicas 3 → 8: %s", intent.Reason)
+	}
+	if applied, _ := tl.First("applied"); !strings.Contains(applied.Reason, "spec.minReplicas 3 → 8") {
+		t.Errorf("applied event is not the scale: %s %s", applied.Reason, applied.Details)
+	}
+	// Exactly one change, the HPA's floor: 8 replicas of the same
+	// revision; no alert left.
+	if h := l.HPA(); h.MinReplicas != 8 {
+		t.Errorf("at the end: HPA %s, want minReplicas 8", h)
+	}
+	if s := l.Deployment(); s.Revision != "1" || s.Image != runbookloop.GoodImage || s.Replicas != 8 || s.Ready != 8 {
+		t.Errorf("at the end: %s, want revision 1 image %s, 8/8 ready", s, runbookloop.GoodImage)
+	}
+	if a := l.Alerts(); len(a) != 0 {
+		t.Errorf("prometheus still has alerts %+v", a)
+	}
+
+	// The audit trail and Slack.
+	recs, rep := l.CheckAudit(inc, "received", "diagnosed", "planned", "intent", "applied", "rollout-complete", "resolved", "verified")
+	for _, r := range recs {
+		var bad []string
+		switch r.Type {
+		case "planned":
+			bad = recordWants(r, l.Namespace, "scale", "", prio, "planned")
+		case "intent":
+			bad = recordWants(r, l.Namespace, "scale", runbookloop.ModeEnforce, "", "pending")
+		case "applied", "verified":
+			bad = recordWants(r, "", "", "", "", r.Type)
+		}
+		if len(bad) > 0 {
+			t.Errorf("audit record %d %s: %v", r.Seq, r.Type, bad)
+		}
+	}
+	msgs := l.CheckSlack(id, "*Status* :fire: Firing", "*Diagnosis*", "*Plan ("+prio+")*", "*Applied*",
+		"spec.minReplicas 3 → 8", "*Rollout complete*", "*Resolved*", "*Verified*")
+	for _, m := range msgs {
+		for _, bad := range []string{"*Failed*", "*Blocked", "*Dry-run", "*Ineffective", "*Escalated"} {
+			if strings.Contains(m.Text, bad) {
+				t.Errorf("slack: unexpected %s message:\n%s", bad, m)
+			}
+		}
+	}
+	t.Logf("audit: %d records of the incident; %s; slack: %d messages", len(recs), rep, len(msgs))
+	t.Logf("scenario done in %s (saturated → verified: %s)", since(start0), since(t0))
+}
+
+// TestRunbookDryRunApprove is the path `make demo` shows: in dry-run the
+// bad rollout's rollback is only proposed, the cluster unchanged, until an
+// operator approves it through the API; then it is applied as the
+// operator, rolls out, and the incident is resolved and verified.
+func TestRunbookDryRunApprove(t *testing.T) {
+	t.Parallel()
+	start0 := time.Now()
+	l := start(t, runbookloop.Options{Mode: runbookloop.ModeDryRun})
+
+	t0 := time.Now()
+	before := l.RolloutBad()
+	l.WaitAlert(alertname, "firing", 45*time.Second)
+	inc := l.WaitIncident(alertname, "proposal", 45*time.Second, func(v runbookloop.View) bool {
+		return v.Timeline.Has("proposed")
+	})
+	id := inc.Incident.ID
+	t.Logf("incident %s: rollback proposed after %s", id, since(t0))
+	// Give a wrongly applied change time to show.
+	time.Sleep(2 * time.Second)
+	if err := runbookloop.None(l.Incident(id).Timeline.Types(), "intent", "applied", "failed", "blocked"); err != nil {
+		t.Errorf("dry-run: %v", err)
+	}
+	if now := l.Deployment(); now.Generation != before.Generation || now.Revision != "2" || now.Image != runbookloop.BadImage || !l.DemoAppBad() {
+		t.Fatalf("dry-run changed the cluster: before %s, now %s", before, now)
+	}
+
+	const operator = "e2e-operator"
+	if p := l.Approve(id, operator, "rollback looks right"); p.State != "approved" || p.DecidedBy != operator || p.Action != "rollback" {
+		t.Errorf("approved proposal %+v: want a rollback approved by %s", p, operator)
+	}
+	l.WaitRolledBack(time.Minute)
+	l.WaitResolved(alertname, time.Minute)
+	inc = l.WaitIncident(alertname, "resolution and verification", time.Minute, func(v runbookloop.View) bool {
+		return v.Incident.Status == "resolved" && v.Timeline.Has("verified")
+	})
+	t.Logf("incident %s resolved and verified after %s; timeline:%s", id, since(t0), inc.Timeline)
+	if err := runbookloop.None(inc.Timeline.Types(), "failed", "blocked", "rejected", "expired", "ineffective"); err != nil {
+		t.Errorf("timeline: %v%s", err, inc.Timeline)
+	}
+
+	// The audit trail: the approval is the operator's, and so is the
+	// change it let through.
+	recs, _ := l.CheckAudit(inc, "received", "diagnosed", "planned", "proposed", "approved", "intent", "applied",
+		"rollout-complete", "resolved", "verified")
+	for _, r := range recs {
+		var bad []string
+		switch r.Type {
+		case "proposed":
+			bad = recordWants(r, l.Namespace, "rollback", runbookloop.ModeDryRun, "", "")
+		case "approved":
+			bad = recordWants(r, "", "rollback", "", "", "approved")
+		case "intent":
+			bad = recordWants(r, l.Namespace, "rollback", runbookloop.ModeEnforce, "", "pending")
+		}
+		if (r.Type == "approved" || r.Type == "intent" || r.Type == "applied") && r.Actor != operator {
+			bad = append(bad, fmt.Sprintf("actor %q, want %s", r.Actor, operator))
+		}
+		if len(bad) > 0 {
+			t.Errorf("audit record %d %s: %v", r.Seq, r.Type, bad)
+		}
+	}
+	l.CheckSlack(id, "*Status* :fire: Firing", "*Plan (", "*Dry-run: proposed, not applied*", "*Approved by "+operator+"*",
+		"*Applied*", "*Rollout complete*", "*Resolved*", "*Verified*")
+	t.Logf("scenario done in %s (bad rollout → verified: %s)", since(start0), since(t0))
 }
 
 // recordWants lists how audit record r differs from what is wanted of it

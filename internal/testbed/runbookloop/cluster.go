@@ -156,22 +156,85 @@ func (l *Loop) WaitRolledBack(d time.Duration) DeploymentState {
 	return s
 }
 
-// DemoAppBad reports whether demo-app currently misbehaves.
-func (l *Loop) DemoAppBad() bool {
+// HPAState is what a scenario checks of the Deployment's
+// HorizontalPodAutoscaler (deploy/demo's, named as the Deployment).
+type HPAState struct {
+	MinReplicas, MaxReplicas         int32
+	CurrentReplicas, DesiredReplicas int32
+}
+
+func (s HPAState) String() string {
+	return fmt.Sprintf("minReplicas %d, maxReplicas %d, current %d, desired %d", s.MinReplicas, s.MaxReplicas, s.CurrentReplicas, s.DesiredReplicas)
+}
+
+// HPA reads the Deployment's HorizontalPodAutoscaler.
+func (l *Loop) HPA() HPAState {
 	l.t.Helper()
-	var s struct {
-		Bad bool `json:"bad"`
+	h, err := l.admin.AutoscalingV2().HorizontalPodAutoscalers(l.Namespace).Get(l.t.Context(), testbed.DemoDeployment, metav1.GetOptions{})
+	if err != nil {
+		l.t.Fatalf("runbookloop: %v", err)
 	}
+	s := HPAState{MaxReplicas: h.Spec.MaxReplicas, CurrentReplicas: h.Status.CurrentReplicas, DesiredReplicas: h.Status.DesiredReplicas}
+	if h.Spec.MinReplicas != nil {
+		s.MinReplicas = *h.Spec.MinReplicas
+	}
+	return s
+}
+
+// OfferedRPSAnnotation on the Deployment is the request rate demo-app
+// models as offered to the whole service (cmd/demo-app: 300 saturates the
+// demo's 3 replicas, 8 serve it).
+const OfferedRPSAnnotation = "demo.remediator.io/offered-rps"
+
+// DemoAppState is part of what demo-app's GET /state answers.
+type DemoAppState struct {
+	Image         string  `json:"image"`
+	Bad           bool    `json:"bad"`
+	OfferedRPS    float64 `json:"offeredRPS"`
+	ReadyReplicas int32   `json:"readyReplicas"`
+	// Utilization is nil while infinite (load, no ready replica).
+	Utilization        *float64 `json:"utilization"`
+	Saturated          bool     `json:"saturated"`
+	MeanLatencySeconds float64  `json:"meanLatencySeconds"`
+}
+
+func (s DemoAppState) String() string {
+	u := "∞"
+	if s.Utilization != nil {
+		u = fmt.Sprintf("%.2f", *s.Utilization)
+	}
+	return fmt.Sprintf("bad %v, offered %g rps, %d ready replicas, utilization %s, saturated %v, mean latency %.3fs",
+		s.Bad, s.OfferedRPS, s.ReadyReplicas, u, s.Saturated, s.MeanLatencySeconds)
+}
+
+// DemoAppState reads demo-app's state.
+func (l *Loop) DemoAppState() DemoAppState {
+	l.t.Helper()
+	var s DemoAppState
 	if err := getJSON(l.t.Context(), l.DemoApp+"/state", "", &s); err != nil {
 		l.t.Fatalf("demo-app: %v", err)
 	}
-	return s.Bad
+	return s
+}
+
+// DemoAppBad reports whether demo-app currently misbehaves.
+func (l *Loop) DemoAppBad() bool {
+	l.t.Helper()
+	return l.DemoAppState().Bad
 }
 
 // WaitDemoApp waits until demo-app misbehaves (bad) or not.
 func (l *Loop) WaitDemoApp(bad bool, d time.Duration) {
 	l.t.Helper()
-	if err := poll(l.t.Context(), d, func() (bool, error) { return l.DemoAppBad() == bad, nil }); err != nil {
-		l.t.Fatalf("demo-app: misbehaving is not %v: %v", bad, err)
+	l.WaitDemoAppState(fmt.Sprintf("misbehaving %v", bad), d, func(s DemoAppState) bool { return s.Bad == bad })
+}
+
+// WaitDemoAppState waits until ok accepts demo-app's state, and returns it.
+func (l *Loop) WaitDemoAppState(what string, d time.Duration, ok func(DemoAppState) bool) DemoAppState {
+	l.t.Helper()
+	var s DemoAppState
+	if err := poll(l.t.Context(), d, func() (bool, error) { s = l.DemoAppState(); return ok(s), nil }); err != nil {
+		l.t.Fatalf("demo-app: %s: %v; last %s", what, err, s)
 	}
+	return s
 }

@@ -19,10 +19,10 @@
 // misbehaviour) and extra remediator configuration, then changes the
 // Deployment (Rollout, RolloutBad, Annotate), approves proposals (Approve)
 // and waits on Prometheus (WaitAlert, WaitResolved, WaitQuery), the
-// incident (WaitIncident), the cluster (WaitDeployment, WaitRolledBack) and
-// demo-app (WaitDemoApp), then checks the audit trail (CheckAudit) and the
-// Slack stand-in (CheckSlack); PolicyDecision says what the policy files
-// decide for the incident's evidence.
+// incident (WaitIncident), the cluster (WaitDeployment, WaitRolledBack,
+// HPA) and demo-app (WaitDemoApp, WaitDemoAppState), then checks the audit
+// trail (CheckAudit) and the Slack stand-in (CheckSlack); PolicyDecision
+// says what the policy files decide for the incident's evidence.
 package runbookloop
 
 import (
@@ -80,14 +80,14 @@ type Options struct {
 	// DemoAppArgs are extra demo-app flags: a scenario's misbehaviour.
 	DemoAppArgs []string
 	// EditPolicies, if set, edits each shipped policy file (base name,
-	// content) after the dependency endpoints were replaced: a scenario's
-	// shorter query windows, say.
+	// content) after the dependency endpoints and query ranges were
+	// replaced (CopyPolicies).
 	EditPolicies func(file, content string) string
 	// RemediatorConfig is YAML appended to remediator's configuration
 	// (top-level keys the loop does not set itself).
 	RemediatorConfig string
-	// Window replaces the rules' [5m] ranges and every `for:` (default
-	// DefaultWindow).
+	// Window replaces the rules' [5m] ranges and every `for:`, and the
+	// policies' PromQL [5m] ranges (default DefaultWindow).
 	Window time.Duration
 }
 
@@ -115,7 +115,7 @@ type Loop struct {
 	Alertmgr   string
 	DemoApp    string
 	// Policies is the directory remediator loads: the shipped policies
-	// with the dependency endpoints replaced.
+	// with the dependency endpoints and the query ranges replaced.
 	Policies string
 	// StoreDSN is remediator's SQLite store; SlackLog the file the Slack
 	// stand-in writes.
@@ -189,7 +189,7 @@ func Start(t T, o Options) *Loop {
 
 	l.Deps = l.dependencies(!o.DependenciesDown)
 	l.Policies = filepath.Join(o.Dir, "policies")
-	if err := CopyPolicies(l.Policies, l.Deps, o.EditPolicies); err != nil {
+	if err := CopyPolicies(l.Policies, l.Deps, o.Window, o.EditPolicies); err != nil {
 		t.Fatalf("runbookloop: %v", err)
 	}
 
@@ -254,7 +254,7 @@ scrape_configs:
 `, quote(rules), quote(amURL.Host), quote(demoAddr), quote(l.Namespace), quote(l.Pod))
 	l.start("prometheus", l.Prometheus+"/-/ready", o.Binaries.Prometheus,
 		"--config.file="+l.file("prometheus.yml", promCfg), "--storage.tsdb.path="+filepath.Join(o.Dir, "tsdb"),
-		"--web.listen-address="+promAddr, "--log.level=info")
+		"--web.listen-address="+promAddr, "--web.external-url="+l.Prometheus, "--log.level=info")
 	t.Logf("demo-app, remediator (%s), alertmanager, prometheus ready in %s", o.Mode, since(t0))
 
 	// Healthy to begin with: the target is up, the error ratio is known
@@ -374,8 +374,11 @@ func withoutConfigEnv(bin string, args []string) (string, []string, error) {
 
 // CopyPolicies copies the shipped policies (policies/*.yaml) into dst with
 // the runbook's dependency endpoints (database:5432, redis:6379) replaced
-// by deps, then edited by edit (if not nil).
-func CopyPolicies(dst, deps string, edit func(file, content string) string) error {
+// by deps and every PromQL range [5m] by [window] (as WriteRules does in
+// the rules: on a Prometheus that has scraped for seconds, a rate over 5
+// minutes, such as the cpuSaturation probe's, never reaches the load's),
+// then edited by edit (if not nil).
+func CopyPolicies(dst, deps string, window time.Duration, edit func(file, content string) string) error {
 	root, err := testbed.RepoRoot()
 	if err != nil {
 		return err
@@ -387,12 +390,17 @@ func CopyPolicies(dst, deps string, edit func(file, content string) string) erro
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
-	r := strings.NewReplacer("database:5432", deps, "redis:6379", deps)
+	if window <= 0 {
+		return fmt.Errorf("query window %s: want a positive duration", window)
+	}
+	r := strings.NewReplacer("database:5432", deps, "redis:6379", deps, "[5m]", "["+promDuration(window)+"]")
+	ranges := 0
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
+		ranges += strings.Count(string(b), "[5m]")
 		content := r.Replace(string(b))
 		if edit != nil {
 			content = edit(filepath.Base(f), content)
@@ -400,6 +408,9 @@ func CopyPolicies(dst, deps string, edit func(file, content string) string) erro
 		if err := os.WriteFile(filepath.Join(dst, filepath.Base(f)), []byte(content), 0o644); err != nil {
 			return err
 		}
+	}
+	if ranges == 0 {
+		return fmt.Errorf("policies/*.yaml changed: no [5m] range left for the loop's window substitution, which needs updating")
 	}
 	return nil
 }

@@ -73,6 +73,13 @@ func (l *Loop) ErrorRatioExpr() string {
 		sel, w, sel, w)
 }
 
+// LatencyP95Expr is the namespace's p95 request latency over the loop's
+// window, as the HighLatency rule computes it.
+func (l *Loop) LatencyP95Expr() string {
+	return fmt.Sprintf(`histogram_quantile(0.95, sum by (namespace, le) (rate(http_request_duration_seconds_bucket{namespace=%q}[%s])))`,
+		l.Namespace, promDuration(l.Window))
+}
+
 // ErrorRatio is the current error ratio (NaN when Prometheus has none).
 func (l *Loop) ErrorRatio() float64 {
 	v, err := l.Query(l.ErrorRatioExpr())

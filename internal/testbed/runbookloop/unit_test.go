@@ -106,7 +106,7 @@ func TestWriteRules(t *testing.T) {
 func TestCopyPolicies(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "policies")
 	edited := 0
-	if err := CopyPolicies(dst, "127.0.0.1:1", func(file, content string) string {
+	if err := CopyPolicies(dst, "127.0.0.1:1", 1500*time.Millisecond, func(file, content string) string {
 		edited++
 		if file == "high-error-rate.yaml" {
 			content += "# edited\n"
@@ -125,6 +125,19 @@ func TestCopyPolicies(t *testing.T) {
 	}
 	if files, _ := filepath.Glob(filepath.Join(dst, "*.yaml")); edited != len(files) || edited < 2 {
 		t.Errorf("edited %d of %d files", edited, len(files))
+	}
+	// The PromQL ranges: the saturation and p95 queries rate over the
+	// loop's window.
+	b, err = os.ReadFile(filepath.Join(dst, "high-latency.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Contains(s, "[5m]") || strings.Count(s, "[1500ms]") < 2 ||
+		!strings.Contains(s, `container!="POD"}[1500ms]))`) {
+		t.Errorf("query ranges not replaced:\n%s", s)
+	}
+	if err := CopyPolicies(filepath.Join(t.TempDir(), "p"), "127.0.0.1:1", 0, nil); err == nil {
+		t.Errorf("no window: no error")
 	}
 }
 
