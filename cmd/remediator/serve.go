@@ -8,15 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -33,14 +30,11 @@ import (
 	"github.com/remediator/remediator/internal/incident"
 	"github.com/remediator/remediator/internal/leader"
 	"github.com/remediator/remediator/internal/notify"
-	"github.com/remediator/remediator/internal/pipeline"
-	"github.com/remediator/remediator/internal/planner"
 	"github.com/remediator/remediator/internal/policy"
 	"github.com/remediator/remediator/internal/probe"
 	"github.com/remediator/remediator/internal/server"
 	"github.com/remediator/remediator/internal/slack"
 	"github.com/remediator/remediator/internal/store"
-	"github.com/remediator/remediator/internal/store/open"
 	"github.com/remediator/remediator/internal/version"
 	"github.com/remediator/remediator/internal/worker"
 )
@@ -179,6 +173,10 @@ func tlsConfig(cfg config.TLSConfig) (*tls.Config, error) {
 	return tc, nil
 }
 
+// serve is the composition root: it builds the service's parts (wire.go)
+// in dependency order, serves until ctx ends, then shuts down in order:
+// drain /readyz and stop HTTP, let Slack decisions finish, stop the
+// background work, close the Slack log and the store.
 func serve(ctx context.Context, cfg config.Config) error {
 	log, err := newLogger(cfg.Log.Level)
 	if err != nil {
@@ -199,146 +197,39 @@ func serve(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	kube, restCfg, kubeErr := kubeClient(cfg.Kubeconfig)
-	if kubeErr != nil {
-		log.Warn("no Kubernetes client: probes that read the cluster are not configured and plans escalate",
-			zap.Error(kubeErr))
-	}
-	planr := &planner.Planner{
-		Policies: reloader.Current,
-		Probes:   probes(kube, cfg.Prometheus.URL),
-		Kube:     kube,
-		Actions:  actions(kube, restCfg),
-	}
-	st, err := open.Open(ctx, cfg.Store)
+	kube, planr := buildKube(cfg, reloader, log)
+	st, closeStore, err := openStore(ctx, cfg.Store, log)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return err
 	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("closing store", zap.Error(err))
-		}
-	}()
+	defer closeStore()
 
 	// The audit trail: sealer and daily cleanup, and /audit/* (auditserve.go).
 	aud, audAuth, err := auditService(cfg, st, log.Named("audit"))
 	if err != nil {
 		return err
 	}
-
 	metrics := server.NewMetrics(reg)
-	hostname, _ := os.Hostname()
-	identity := cfg.HA.Identity
-	if identity == "" {
-		identity = fmt.Sprintf("%s-%d", hostname, os.Getpid())
-	}
-	guards, err := guardSettings(cfg.Guards)
+	identity := replicaIdentity(cfg.HA)
+	execCfg, err := executorConfig(cfg, identity, log)
 	if err != nil {
 		return err
 	}
-	approvals := make([]policy.Priority, 0, len(cfg.Guards.ApprovalPriorities))
-	for _, p := range cfg.Guards.ApprovalPriorities {
-		approvals = append(approvals, policy.Priority(p))
-	}
-	var elector *leader.Elector
-	if cfg.HA.LeaderElection {
-		elector, err = leader.New(leader.Config{Namespace: cfg.HA.LeaseNamespace, Name: cfg.HA.LeaseName, Identity: identity,
-			LeaseDuration: cfg.HA.LeaseDuration.Duration, RenewDeadline: cfg.HA.RenewDeadline.Duration, RetryPeriod: cfg.HA.RetryPeriod.Duration},
-			kube, reg, log.Named("leader"))
-		if err != nil {
-			return err
-		}
-	} else {
-		leader.Gauge(reg).Set(1)
-	}
-	crashAt := crashHook(os.Getenv("REMEDIATOR_TEST_CRASH_AFTER"), log)
-	exec := &executor.Executor{
-		Config: executor.Config{Mode: cfg.Mode, Guards: guards, ApprovalPriorities: approvals,
-			Owner: identity, ApplyTimeout: cfg.Worker.Lease.Duration / 3,
-			AfterIntent: crashAt("intent"), AfterApply: crashAt("apply")},
-		Store:    st,
-		Planner:  planr,
-		Actions:  planr.Actions,
-		Targets:  executor.KubeTargets{Kube: kube},
-		Policies: reloader.Current,
-		Metrics:  executor.NewMetrics(reg, guard.Names()),
-		Log:      log.Named("executor"),
-	}
-	// Escalation: priorities, deadlines, acknowledgements, the outbox and
-	// its delivery loop (docs/escalation.md).
-	esc, deliverer := escalationSetup(cfg.Escalation, cfg.ExternalURL, st, reg, log.Named("escalation"), identity+"-"+incident.NewID()[:8])
-	exec.Escalation = esc
-	wk := worker.New(worker.Options{
-		Name:  fmt.Sprintf("%s-%s", identity, incident.NewID()[:8]),
-		Queue: st,
-		Pipeline: pipeline.Seq{
-			pipeline.Load(st),
-			exec.Stages(),
-		},
-		Mode:        cfg.Mode,
-		Concurrency: cfg.Worker.Concurrency,
-		Lease:       cfg.Worker.Lease.Duration,
-		Poll:        cfg.Worker.Poll.Duration,
-		Log:         log.Named("worker"),
-	})
-	// Slack (docs/slack.md): its notifications follow the audit trail (the
-	// feed runs on the leader, beside the worker); its buttons are served
-	// at /slack/interactions, outside the API's credentials.
-	sl, feed, slackLog, err := slackSetup(cfg, st, exec, wk, esc.Metrics, reg, log.Named("slack"))
+	elector, err := buildElector(cfg.HA, identity, kube, reg, log)
 	if err != nil {
 		return err
 	}
-	if slackLog != nil {
-		defer slackLog.Close()
-	}
-	var mount func(chi.Router)
-	if sl.Interactions != nil {
-		mount = sl.Interactions.Mount
-	}
-	loops := []func(context.Context) error{deliverer.Run}
-	if feed != nil {
-		loops = append(loops, feed.Run)
-	}
-	srv := server.New(server.Options{
-		Store:        st,
-		Kicker:       wk,
-		Auth:         auth,
-		Log:          log.Named("http"),
-		Metrics:      metrics,
-		Gatherer:     reg,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Mode:         cfg.Mode,
-		Version:      version.Version,
-		Checks:       []server.HealthCheck{{Name: "worker", Check: workerCheck(wk, elector)}},
-		Control:      control{Store: st, exec: exec},
-		Leader:       leading(elector),
-		Audit:        aud,
-		AuditAuth:    audAuth,
-		Mount:        mount,
-	})
-	hs := &http.Server{
-		Handler:           srv,
-		TLSConfig:         tc,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
-		ConnState: func(_ net.Conn, s http.ConnState) {
-			switch s {
-			case http.StateNew:
-				metrics.ActiveConnections.Inc()
-			case http.StateHijacked, http.StateClosed:
-				metrics.ActiveConnections.Dec()
-			}
-		},
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	rem := buildRemediation(cfg, execCfg, identity, st, planr, reloader, kube, reg, log)
+	sl, feed, closeSlack, err := buildSlack(cfg, st, rem, reg, log)
 	if err != nil {
 		return err
 	}
-	if tc != nil {
-		ln = tls.NewListener(ln, tc)
+	defer closeSlack()
+
+	srv := newRoutes(cfg, log, reg, metrics, auth, st, rem, elector, aud, audAuth, sl)
+	hs, ln, err := listen(cfg.Listen, tc, srv, metrics, log)
+	if err != nil {
+		return err
 	}
 	if !auth.Enabled() && cfg.TLS.ClientCAFile == "" {
 		log.Warn("no authentication configured: listening on loopback only", zap.String("listen", ln.Addr().String()))
@@ -351,51 +242,12 @@ func serve(ctx context.Context, cfg config.Config) error {
 		zap.Strings("namespaces", cfg.Guards.Namespaces), zap.Bool("leaderElection", elector != nil), zap.String("identity", identity),
 		zap.String("slack", slackMode(cfg.Slack)), zap.Bool("slackButtons", sl.Interactions != nil))
 
-	workerCtx, stopWorker := context.WithCancel(context.Background())
-	workerDone := make(chan struct{})
-	go func() {
-		defer close(workerDone)
-		if elector == nil {
-			alongside(workerCtx, wk.Run, loops...)
-			return
-		}
-		elector.Run(workerCtx, func(lctx context.Context) { alongside(lctx, wk.Run, loops...) })
-	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	reloadDone := make(chan struct{})
-	go func() {
-		defer close(reloadDone)
-		reloader.Run(workerCtx, hup)
-	}()
-	auditDone := make(chan struct{})
-	go func() {
-		defer close(auditDone)
-		aud.Run(workerCtx) // seals once more when stopped, before the store closes
-	}()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-
-	select {
-	case err = <-serveErr:
-	case <-ctx.Done():
-		log.Info("shutting down")
-		srv.Drain()
-		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		err = hs.Shutdown(shutCtx)
-		cancel()
-	}
+	stopBackground := runBackground(elector, rem, feed, reloader, aud)
+	err = serveHTTP(ctx, srv, hs, ln, log)
 	if sl.Interactions != nil {
 		sl.Interactions.Wait() // decisions clicked in Slack finish before the store closes
 	}
-	stopWorker()
-	<-workerDone
-	<-reloadDone
-	<-auditDone
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
+	stopBackground()
 	return err
 }
 
