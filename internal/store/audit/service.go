@@ -181,6 +181,10 @@ func (s *Service) Check(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case !SealingEnabled:
+		// A benchmark build (-tags remediator_noseal) must never pass for
+		// a service: /health says so.
+		return errors.New("built with -tags remediator_noseal: the audit trail is not sealed")
 	case s.lastSeal.IsZero() && !s.lastSealOK:
 		return nil // not run yet
 	case !s.lastSealOK:

@@ -233,11 +233,11 @@ const inlineSlack = 64
 // and tx goes on without them, so an audit problem never fails intake or
 // the worker; the events stay unsealed, and the background sealer (which
 // runs the same code, SealAudit) retries and reports the error.
-func (s *Store) sealInline(ctx context.Context, tx *sql.Tx, added int) {
+func (s *Store) sealInline(ctx context.Context, tx *sql.Tx, added int) error {
 	if added <= 0 {
-		return
+		return nil
 	}
-	s.sealSavepoint(ctx, tx, func(h auditHead) error {
+	return s.sealSavepoint(ctx, tx, func(h auditHead) error {
 		return s.sealUnsealed(ctx, tx, h, added+inlineSlack)
 	})
 }
@@ -262,11 +262,11 @@ type episode struct{ alertname, fingerprint, namespace string }
 // times in microseconds, empty details as none). When older events are
 // still unsealed (the low water is not just below firstID), those come
 // first and it falls back to sealInline's read-back.
-func (s *Store) sealIngest(ctx context.Context, tx *sql.Tx, firstID int64, events []incident.Event, eps map[string]episode) {
+func (s *Store) sealIngest(ctx context.Context, tx *sql.Tx, firstID int64, events []incident.Event, eps map[string]episode) error {
 	if len(events) == 0 {
-		return
+		return nil
 	}
-	s.sealSavepoint(ctx, tx, func(h auditHead) error {
+	return s.sealSavepoint(ctx, tx, func(h auditHead) error {
 		if h.lowWater != firstID-1 {
 			return s.sealUnsealed(ctx, tx, h, len(events)+inlineSlack)
 		}
@@ -285,14 +285,19 @@ func (s *Store) sealIngest(ctx context.Context, tx *sql.Tx, firstID int64, event
 }
 
 // sealSavepoint runs seal with the chain's head inside a savepoint of tx;
-// when it fails, its writes are rolled back and tx goes on without them.
-func (s *Store) sealSavepoint(ctx context.Context, tx *sql.Tx, seal func(h auditHead) error) {
+// when seal fails, its writes are rolled back and tx goes on without them
+// (the events are sealed later). It returns an error only when the
+// savepoint itself cannot be opened, rolled back to or released — e.g. an
+// interrupt, a full disk or an I/O error that rolled back the whole
+// transaction — since then tx is not what its caller thinks, and any
+// statement it ran next would run outside it.
+func (s *Store) sealSavepoint(ctx context.Context, tx *sql.Tx, seal func(h auditHead) error) error {
 	if !audit.SealingEnabled {
-		return
+		return nil
 	}
 	a := &s.audit
 	if _, err := tx.StmtContext(ctx, a.savepoint).ExecContext(ctx); err != nil {
-		return
+		return fmt.Errorf("sqlite: audit savepoint: %w", mapErr(err))
 	}
 	err := func() error {
 		h, err := scanAuditHead(tx.StmtContext(ctx, a.head).QueryRowContext(ctx))
@@ -302,9 +307,14 @@ func (s *Store) sealSavepoint(ctx context.Context, tx *sql.Tx, seal func(h audit
 		return seal(h)
 	}()
 	if err != nil {
-		_, _ = tx.StmtContext(ctx, a.rollbackTo).ExecContext(ctx)
+		if _, rerr := tx.StmtContext(ctx, a.rollbackTo).ExecContext(ctx); rerr != nil {
+			return fmt.Errorf("sqlite: audit seal failed (%v) and its savepoint could not be rolled back: %w", err, mapErr(rerr))
+		}
 	}
-	_, _ = tx.StmtContext(ctx, a.releaseSave).ExecContext(ctx)
+	if _, err := tx.StmtContext(ctx, a.releaseSave).ExecContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: audit release savepoint: %w", mapErr(err))
+	}
+	return nil
 }
 
 // appendRecords chains recs after head, inserts them, counts them in the

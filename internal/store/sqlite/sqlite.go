@@ -360,7 +360,9 @@ func (s *Store) ingestBatch(ctx context.Context, ns []*incident.Notification) (r
 	// left to a later, idle moment (a later batch's slack, the background
 	// sealer, which also yields to intake) rather than added to the queue.
 	if s.c.Waiting() == 0 {
-		s.sealIngest(ctx, tx, firstEvent, out.Events, eps)
+		if err := s.sealIngest(ctx, tx, firstEvent, out.Events, eps); err != nil {
+			return nil, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, wrap("commit", err)
@@ -581,8 +583,7 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []incident.
 			return fmt.Errorf("sqlite: append events: %w", mapErr(err))
 		}
 	}
-	s.sealInline(ctx, tx, len(events))
-	return nil
+	return s.sealInline(ctx, tx, len(events))
 }
 
 const incidentColumns = `id, fingerprint, starts_at, alertname, namespace, status, labels, annotations,
