@@ -169,13 +169,7 @@ func TestRunbookRollbackLoop(t *testing.T) {
 	// Slack: the incident's thread, from firing to verified.
 	msgs := l.CheckSlack(id, "*Status* :fire: Firing", "*Diagnosis*", "*Plan ("+string(dec.Priority)+")*", "*Applied*",
 		"rolled back from revision 2 to revision 1", "*Rollout complete*", "*Resolved*", "*Verified*")
-	for _, m := range msgs {
-		for _, bad := range []string{"*Failed*", "*Blocked", "*Dry-run", "*Ineffective"} {
-			if strings.Contains(m.Text, bad) {
-				t.Errorf("slack: unexpected %s message:\n%s", bad, m)
-			}
-		}
-	}
+	noSlack(t, msgs, "*Failed*", "*Blocked", "*Dry-run", "*Ineffective")
 	t.Logf("audit: %d records of the incident; %s; slack: %d messages", len(recs), rep, len(msgs))
 	t.Logf("scenario done in %s (bad rollout → verified: %s)", since(start0), since(t0))
 }
@@ -258,13 +252,7 @@ func TestRunbookDependencyDown(t *testing.T) {
 	// Slack: firing, the plan, escalated at the policy's priority; nothing
 	// applied.
 	msgs := l.CheckSlack(id, "*Status* :fire: Firing", "*Diagnosis*", "*Plan ("+prio+")*", "*Escalated ("+prio+")*")
-	for _, m := range msgs {
-		for _, bad := range []string{"*Applied*", "*Verified*", "*Dry-run", "*Rollout complete*"} {
-			if strings.Contains(m.Text, bad) {
-				t.Errorf("slack: unexpected %s message with the dependencies down:\n%s", bad, m)
-			}
-		}
-	}
+	noSlack(t, msgs, "*Applied*", "*Verified*", "*Dry-run", "*Rollout complete*")
 	t.Logf("escalated: %s %s", esc.Reason, esc.Details)
 	t.Logf("audit: %d records of the incident; %s; slack: %d messages", len(recs), rep, len(msgs))
 	t.Logf("scenario done in %s (bad rollout → escalated: %s)", since(start0), since(t0))
@@ -391,13 +379,7 @@ func TestRunbookSaturationScale(t *testing.T) {
 	}
 	msgs := l.CheckSlack(id, "*Status* :fire: Firing", "*Diagnosis*", "*Plan ("+prio+")*", "*Applied*",
 		"spec.minReplicas 3 → 8", "*Rollout complete*", "*Resolved*", "*Verified*")
-	for _, m := range msgs {
-		for _, bad := range []string{"*Failed*", "*Blocked", "*Dry-run", "*Ineffective", "*Escalated"} {
-			if strings.Contains(m.Text, bad) {
-				t.Errorf("slack: unexpected %s message:\n%s", bad, m)
-			}
-		}
-	}
+	noSlack(t, msgs, "*Failed*", "*Blocked", "*Dry-run", "*Ineffective", "*Escalated")
 	t.Logf("audit: %d records of the incident; %s; slack: %d messages", len(recs), rep, len(msgs))
 	t.Logf("scenario done in %s (saturated → verified: %s)", since(start0), since(t0))
 }
@@ -490,3 +472,15 @@ func recordWants(r audit.Record, namespace, action, mode, priority, outcome stri
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
+
+// noSlack fails t for every message that contains one of the texts.
+func noSlack(t *testing.T, msgs []runbookloop.SlackMessage, texts ...string) {
+	t.Helper()
+	for _, m := range msgs {
+		for _, bad := range texts {
+			if strings.Contains(m.Text, bad) {
+				t.Errorf("slack: unexpected %s message:\n%s", bad, m)
+			}
+		}
+	}
+}
